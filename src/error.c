@@ -30,6 +30,10 @@ const char *chorus_get_last_error(void) { return last_error; }
 
 void chorus_error_clear(void) { last_error[0] = '\0'; }
 
+void chorus_error_restore(const char *text) { snprintf(last_error, sizeof last_error, "%s", text); }
+
+void chorus_error_save(char *dst, size_t cap) { snprintf(dst, cap, "%s", last_error); }
+
 chorus_result_t chorus_error_at(chorus_result_t res, const char *file, int line, const char *func,
                                 const char *fmt, ...)
 {

@@ -3,6 +3,8 @@
 #ifndef CHORUS_ERROR_H
 #define CHORUS_ERROR_H
 
+#include <stddef.h>
+
 #include "chorus.h"
 
 /* Records the text as the calling thread's last error, logs it (at error
@@ -12,6 +14,12 @@
 chorus_result_t chorus_error_at(chorus_result_t res, const char *file, int line, const char *func,
                                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define CHORUS_ERR(res, ...) chorus_error_at((res), __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+/* Sets the calling thread's last error text without logging (to hand an
+ * error from the worker thread to the thread that waits for it). */
+void chorus_error_restore(const char *text);
+/* Copies the calling thread's last error text into dst. */
+void chorus_error_save(char *dst, size_t cap);
 
 /* Clears the calling thread's last error (called on entry to API calls). */
 void chorus_error_clear(void);

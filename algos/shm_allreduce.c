@@ -1,0 +1,223 @@
+/* shm_allreduce.c - allreduce, reduce and reduce-scatter on one node.
+ *
+ * Small allreduce ("one shot"): every rank copies its input to its
+ * workspace, then every rank reduces all inputs in rank order, so all ranks
+ * get bit-identical results after one synchronisation.
+ * Large allreduce: per round, a shared-memory reduce-scatter (rank r reduces
+ * slice r of every input, reading its own slice straight from its send
+ * buffer) followed by an allgather of the reduced slices. Each rank reduces
+ * 1/n of the data, so the reduction work is spread over all cores. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "shm_algos.h"
+
+#include "error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reduce.h"
+
+#define MAX_STACK_SRCS 64
+
+/* Slice q of a piece of pe elements: boundaries on 64-byte multiples so
+ * neighbouring slices do not share cache lines. */
+static void slice_of(size_t pe, size_t esize, int q, int n, size_t *lo, size_t *len)
+{
+    size_t unit = 64 / esize;
+    size_t units = (pe + unit - 1) / unit;
+    size_t a = units * (size_t)q / (size_t)n * unit;
+    size_t b = units * (size_t)(q + 1) / (size_t)n * unit;
+    if (a > pe)
+        a = pe;
+    if (b > pe)
+        b = pe;
+    *lo = a;
+    *len = b - a;
+}
+
+/* The srcs array: on the stack for ordinary rank counts. */
+struct srcs {
+    const void *stack[MAX_STACK_SRCS];
+    const void **v;
+};
+static chorus_result_t srcs_init(struct srcs *x, int n)
+{
+    x->v = n <= MAX_STACK_SRCS ? x->stack : malloc((size_t)n * sizeof *x->v);
+    return x->v ? CHORUS_SUCCESS : CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+}
+static void srcs_fini(struct srcs *x)
+{
+    if (x->v != x->stack)
+        free((void *)x->v);
+}
+
+static chorus_result_t one_shot(struct shm_comm *s, const char *send, char *recv, size_t count,
+                                chorus_datatype_t type, chorus_op_t op, int root)
+{
+    const int n = s->nranks, me = s->rank;
+    size_t bytes = count * chorus_type_size(type);
+    uint32_t st = shm_next_step(s);
+    struct srcs x;
+    CHORUS_CHECK(srcs_init(&x, n));
+    chorus_result_t res = CHORUS_SUCCESS;
+    if (root < 0 || root != me) {
+        res = shm_reserve(s, st);
+        if (res == CHORUS_SUCCESS) {
+            memcpy(shm_buf(s, me, st), send, bytes);
+            shm_post(s, &s->ctrl[me]->ready, st);
+        }
+    }
+    if (res == CHORUS_SUCCESS && (root < 0 || root == me)) {
+        res = shm_wait_all(s, SHM_READY, st);
+        if (res == CHORUS_SUCCESS) {
+            shm_mark_synced(s, st);
+            for (int q = 0; q < n; q++)
+                x.v[q] = q == me ? (const void *)send : shm_buf(s, q, st);
+            chorus_reduce_many(type, op, recv, x.v, n, count, n);
+        }
+    }
+    if (res == CHORUS_SUCCESS)
+        shm_post(s, &s->ctrl[me]->done, st);
+    srcs_fini(&x);
+    return res;
+}
+
+/* Reduce-scatter + gather per round; root < 0: everyone gathers (allreduce),
+ * else only root does (reduce). */
+static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, size_t count,
+                              chorus_datatype_t type, chorus_op_t op, int root)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t esize = chorus_type_size(type);
+    const size_t piece_max = s->chunk / esize;
+    struct srcs x;
+    CHORUS_CHECK(srcs_init(&x, n));
+    chorus_result_t res = CHORUS_SUCCESS;
+    for (size_t off = 0; off < count && res == CHORUS_SUCCESS;) {
+        size_t pe = count - off < piece_max ? count - off : piece_max;
+        uint32_t st = shm_next_step(s);
+        res = shm_reserve(s, st);
+        if (res != CHORUS_SUCCESS)
+            break;
+        char *mine = shm_buf(s, me, st);
+        for (int q = 0; q < n; q++) {
+            size_t lo, len;
+            slice_of(pe, esize, q, n, &lo, &len);
+            if (q != me && len)
+                memcpy(mine + lo * esize, send + (off + lo) * esize, len * esize);
+        }
+        shm_post(s, &s->ctrl[me]->ready, st);
+        res = shm_wait_all(s, SHM_READY, st);
+        if (res != CHORUS_SUCCESS)
+            break;
+        shm_mark_synced(s, st);
+        size_t mlo, mlen;
+        slice_of(pe, esize, me, n, &mlo, &mlen);
+        for (int q = 0; q < n; q++)
+            x.v[q] = q == me ? (const void *)(send + (off + mlo) * esize)
+                             : shm_buf(s, q, st) + mlo * esize;
+        if (mlen)
+            chorus_reduce_many(type, op, mine + mlo * esize, x.v, n, mlen, n);
+        shm_post(s, &s->ctrl[me]->ready2, st);
+        if (root < 0 || root == me) {
+            for (int i = 0; i < n && res == CHORUS_SUCCESS; i++) {
+                int q = (me + i) % n;
+                size_t lo, len;
+                slice_of(pe, esize, q, n, &lo, &len);
+                if (q != me)
+                    res = shm_wait(s, q, &s->ctrl[q]->ready2, st);
+                if (res == CHORUS_SUCCESS && len)
+                    memcpy(recv + (off + lo) * esize, shm_buf(s, q, st) + lo * esize,
+                           len * esize);
+            }
+        }
+        if (res == CHORUS_SUCCESS)
+            shm_post(s, &s->ctrl[me]->done, st);
+        off += pe;
+    }
+    srcs_fini(&x);
+    return res;
+}
+
+chorus_result_t shm_allreduce(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                              size_t count, chorus_datatype_t type, chorus_op_t op)
+{
+    if (count == 0)
+        return CHORUS_SUCCESS;
+    if (s->nranks == 1) {
+        const void *src = sendbuf;
+        chorus_reduce_many(type, op, recvbuf, &src, 1, count, 1);
+        return CHORUS_SUCCESS;
+    }
+    size_t bytes = count * chorus_type_size(type);
+    if (bytes <= s->small && bytes <= s->chunk)
+        return one_shot(s, sendbuf, recvbuf, count, type, op, -1);
+    return rounds(s, sendbuf, recvbuf, count, type, op, -1);
+}
+
+chorus_result_t shm_reduce(struct shm_comm *s, const void *sendbuf, void *recvbuf, size_t count,
+                           chorus_datatype_t type, chorus_op_t op, int root)
+{
+    if (count == 0)
+        return CHORUS_SUCCESS;
+    if (s->nranks == 1) {
+        const void *src = sendbuf;
+        chorus_reduce_many(type, op, recvbuf, &src, 1, count, 1);
+        return CHORUS_SUCCESS;
+    }
+    size_t bytes = count * chorus_type_size(type);
+    if (bytes <= s->small && bytes <= s->chunk)
+        return one_shot(s, sendbuf, recvbuf, count, type, op, root);
+    return rounds(s, sendbuf, recvbuf, count, type, op, root);
+}
+
+chorus_result_t shm_reduce_scatter(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                   size_t recvcount, chorus_datatype_t type, chorus_op_t op)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t esize = chorus_type_size(type);
+    const char *send = sendbuf;
+    char *recv = recvbuf;
+    if (recvcount == 0)
+        return CHORUS_SUCCESS;
+    if (n == 1) {
+        const void *src = sendbuf;
+        chorus_reduce_many(type, op, recvbuf, &src, 1, recvcount, 1);
+        return CHORUS_SUCCESS;
+    }
+    /* Each round moves a piece of every block: n pieces fill one half. */
+    size_t piece_max = s->chunk / esize / (size_t)n;
+    if (piece_max == 0)
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: CHORUS_SHM_CHUNK (%zu) is too small for "
+                          "%d ranks", s->label, s->chunk, n);
+    struct srcs x;
+    CHORUS_CHECK(srcs_init(&x, n));
+    chorus_result_t res = CHORUS_SUCCESS;
+    for (size_t off = 0; off < recvcount && res == CHORUS_SUCCESS;) {
+        size_t pe = recvcount - off < piece_max ? recvcount - off : piece_max;
+        uint32_t st = shm_next_step(s);
+        res = shm_reserve(s, st);
+        if (res != CHORUS_SUCCESS)
+            break;
+        char *mine = shm_buf(s, me, st);
+        for (int q = 0; q < n; q++)
+            if (q != me)
+                memcpy(mine + (size_t)q * pe * esize, send + ((size_t)q * recvcount + off) * esize,
+                       pe * esize);
+        shm_post(s, &s->ctrl[me]->ready, st);
+        res = shm_wait_all(s, SHM_READY, st);
+        if (res != CHORUS_SUCCESS)
+            break;
+        shm_mark_synced(s, st);
+        for (int q = 0; q < n; q++)
+            x.v[q] = q == me ? (const void *)(send + ((size_t)me * recvcount + off) * esize)
+                             : shm_buf(s, q, st) + (size_t)me * pe * esize;
+        chorus_reduce_many(type, op, recv + off * esize, x.v, n, pe, n);
+        shm_post(s, &s->ctrl[me]->done, st);
+        off += pe;
+    }
+    srcs_fini(&x);
+    return res;
+}

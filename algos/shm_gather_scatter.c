@@ -1,0 +1,121 @@
+/* shm_gather_scatter.c - allgather, broadcast and barrier on one node.
+ *
+ * Large blocks move with one copy: the owner publishes its buffer address and
+ * readers pull with process_vm_readv, then everyone waits until all reads are
+ * done (the owner's buffer must stay valid). Otherwise data goes through the
+ * owner's workspace in rounds (two copies, pipelined). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "shm_algos.h"
+
+#include "error.h"
+
+#include <string.h>
+
+/* All ranks must finish reading before any returns (single-copy rounds). */
+static chorus_result_t finish_single_copy(struct shm_comm *s, uint32_t st)
+{
+    shm_post(s, &s->ctrl[s->rank]->done, st);
+    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, st));
+    s->synced = st;
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                              size_t sendcount, chorus_datatype_t type)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t block = sendcount * chorus_type_size(type);
+    char *recv = recvbuf;
+    const char *mine_src = sendbuf;
+    if (block == 0)
+        return CHORUS_SUCCESS;
+    if (mine_src != recv + (size_t)me * block)
+        memcpy(recv + (size_t)me * block, mine_src, block);
+    if (n == 1)
+        return CHORUS_SUCCESS;
+    if (s->cma && block >= s->cma_min) {
+        uint32_t st = shm_next_step(s);
+        CHORUS_CHECK(shm_reserve(s, st));
+        s->ctrl[me]->meta[st & 1].addr = (uint64_t)(uintptr_t)mine_src;
+        shm_post(s, &s->ctrl[me]->ready, st);
+        for (int i = 1; i < n; i++) {
+            int q = (me + i) % n;
+            CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready, st));
+            CHORUS_CHECK(shm_cma_read(s, q, recv + (size_t)q * block,
+                                      s->ctrl[q]->meta[st & 1].addr, block));
+        }
+        return finish_single_copy(s, st);
+    }
+    for (size_t off = 0; off < block;) {
+        size_t len = block - off < s->chunk ? block - off : s->chunk;
+        uint32_t st = shm_next_step(s);
+        CHORUS_CHECK(shm_reserve(s, st));
+        memcpy(shm_buf(s, me, st), mine_src + off, len);
+        shm_post(s, &s->ctrl[me]->ready, st);
+        for (int i = 1; i < n; i++) {
+            int q = (me + i) % n;
+            CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready, st));
+            memcpy(recv + (size_t)q * block + off, shm_buf(s, q, st), len);
+        }
+        shm_mark_synced(s, st);
+        shm_post(s, &s->ctrl[me]->done, st);
+        off += len;
+    }
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                              size_t count, chorus_datatype_t type, int root)
+{
+    const int me = s->rank;
+    const size_t bytes = count * chorus_type_size(type);
+    char *recv = recvbuf;
+    const char *send = sendbuf;
+    if (bytes == 0)
+        return CHORUS_SUCCESS;
+    if (me == root && send != recv)
+        memcpy(recv, send, bytes);
+    if (s->nranks == 1)
+        return CHORUS_SUCCESS;
+    if (s->cma && bytes >= s->cma_min) {
+        uint32_t st = shm_next_step(s);
+        if (me == root) {
+            CHORUS_CHECK(shm_reserve(s, st));
+            s->ctrl[me]->meta[st & 1].addr = (uint64_t)(uintptr_t)send;
+            shm_post(s, &s->ctrl[me]->ready, st);
+        } else {
+            CHORUS_CHECK(shm_wait(s, root, &s->ctrl[root]->ready, st));
+            CHORUS_CHECK(shm_cma_read(s, root, recv, s->ctrl[root]->meta[st & 1].addr, bytes));
+        }
+        return finish_single_copy(s, st);
+    }
+    for (size_t off = 0; off < bytes;) {
+        size_t len = bytes - off < s->chunk ? bytes - off : s->chunk;
+        uint32_t st = shm_next_step(s);
+        if (me == root) {
+            CHORUS_CHECK(shm_reserve(s, st));
+            memcpy(shm_buf(s, me, st), send + off, len);
+            shm_post(s, &s->ctrl[me]->ready, st);
+        } else {
+            CHORUS_CHECK(shm_wait(s, root, &s->ctrl[root]->ready, st));
+            memcpy(recv + off, shm_buf(s, root, st), len);
+        }
+        shm_post(s, &s->ctrl[me]->done, st);
+        off += len;
+    }
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_barrier(struct shm_comm *s)
+{
+    if (s->nranks == 1)
+        return CHORUS_SUCCESS;
+    uint32_t st = shm_next_step(s);
+    shm_post(s, &s->ctrl[s->rank]->ready, st);
+    CHORUS_CHECK(shm_wait_all(s, SHM_READY, st));
+    shm_mark_synced(s, st);
+    shm_post(s, &s->ctrl[s->rank]->done, st);
+    return CHORUS_SUCCESS;
+}

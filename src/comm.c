@@ -1,0 +1,387 @@
+/* comm.c - creating, splitting, aborting and destroying communicators. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bootstrap.h"
+#include "error.h"
+#include "log.h"
+#include "node.h"
+#include "reduce.h"
+#include "shm/shm.h"
+#include "tunables.h"
+
+/* What every rank tells the others at init. */
+struct peer_info {
+    uint64_t host_id;
+    int32_t pid;
+    int32_t npus;
+};
+
+chorus_result_t chorus_get_unique_id(chorus_unique_id_t *id)
+{
+    chorus_error_clear();
+    if (!id)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "id is NULL");
+    CHORUS_CHECK(chorus_tunables_load(NULL));
+    return chorus_bootstrap_root_create(id);
+}
+
+chorus_result_t chorus_comm_check_usable(chorus_comm_t comm, const char *what)
+{
+    if (!comm)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: comm is NULL", what);
+    if (comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: comm is not a live communicator "
+                          "(destroyed or corrupted?)", what);
+    if (atomic_load(&comm->aborted))
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: %s was aborted", what, comm->label);
+    int broken = atomic_load(&comm->async_error);
+    if (broken != CHORUS_SUCCESS)
+        return CHORUS_ERR((chorus_result_t)broken, "%s: %s is unusable after an earlier "
+                          "failure (%s); destroy it", what, comm->label,
+                          chorus_get_error_string((chorus_result_t)broken));
+    return CHORUS_SUCCESS;
+}
+
+void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res)
+{
+    int expected = CHORUS_SUCCESS;
+    if (atomic_compare_exchange_strong(&comm->async_error, &expected, (int)res) && comm->shm)
+        shm_comm_abort(comm->shm);
+}
+
+static chorus_result_t check_config(const chorus_config_t *config, int *timeout_ms,
+                                    int *init_timeout_ms, const char **name)
+{
+    const struct chorus_tunables *t = chorus_tunables();
+    *timeout_ms = (int)t->TIMEOUT_MS;
+    *init_timeout_ms = (int)t->INIT_TIMEOUT_MS;
+    *name = NULL;
+    if (!config)
+        return CHORUS_SUCCESS;
+    if (config->magic != CHORUS_CONFIG_MAGIC || config->size < sizeof(chorus_config_t))
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "config was not set up with "
+                          "CHORUS_CONFIG_INITIALIZER (magic %#x, size %zu)", config->magic,
+                          config->size);
+    if (config->blocking != 1)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "config.blocking must be 1 (nonblocking "
+                          "init is not supported)");
+    if (config->timeout_ms > 0)
+        *timeout_ms = config->timeout_ms;
+    if (config->init_timeout_ms > 0)
+        *init_timeout_ms = config->init_timeout_ms;
+    *name = config->name;
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t check_hosts(chorus_comm_t comm, const struct peer_info *peers)
+{
+    for (int q = 1; q < comm->nranks; q++)
+        if (peers[q].host_id != peers[0].host_id)
+            return CHORUS_ERR(CHORUS_INVALID_USAGE,
+                              "%s: ranks 0 and %d are on different hosts (host ids %016llx and "
+                              "%016llx); this version of Chorus joins ranks of one node only "
+                              "(shared memory); the network transports come in a later version",
+                              comm->label, q, (unsigned long long)peers[0].host_id,
+                              (unsigned long long)peers[q].host_id);
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_t *id)
+{
+    CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
+                                       comm->init_timeout_ms));
+    struct peer_info mine = {0, (int32_t)getpid(), chorus_node_info()->npus};
+    CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
+    struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
+    if (!peers)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, peers, sizeof mine);
+    if (res == CHORUS_SUCCESS)
+        res = check_hosts(comm, peers);
+    free(peers);
+    CHORUS_CHECK(res);
+    /* Ranks outnumbering cores must not spin: the one we wait for needs our core. */
+    int oversubscribed = comm->nranks > chorus_node_info()->npus;
+    CHORUS_CHECK(shm_comm_create(&comm->shm, comm->bs, comm->rank, comm->nranks,
+                                 oversubscribed, comm->timeout_ms, &comm->aborted));
+    comm->shm->label = comm->label;
+    chorus_bootstrap_set_timeout(comm->bs, comm->timeout_ms);
+    return CHORUS_SUCCESS;
+}
+
+static void free_comm(chorus_comm_t comm)
+{
+    chorus_requests_stop(comm);
+    shm_comm_destroy(comm->shm);
+    chorus_bootstrap_destroy(comm->bs);
+    pthread_mutex_destroy(&comm->qlock);
+    pthread_cond_destroy(&comm->qcond);
+    pthread_cond_destroy(&comm->donecond);
+    comm->magic = 0;
+    free(comm);
+}
+
+chorus_result_t chorus_comm_init_rank_config(chorus_comm_t *out, int nranks,
+                                             chorus_unique_id_t id, int rank,
+                                             const chorus_config_t *config)
+{
+    chorus_error_clear();
+    if (!out)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "comm (the output pointer) is NULL");
+    *out = NULL;
+    CHORUS_CHECK(chorus_tunables_load(NULL));
+    if (nranks < 1)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "nranks is %d; it must be at least 1", nranks);
+    if (rank < 0 || rank >= nranks)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "rank %d is outside 0..%d", rank, nranks - 1);
+    int timeout_ms, init_timeout_ms;
+    const char *name;
+    CHORUS_CHECK(check_config(config, &timeout_ms, &init_timeout_ms, &name));
+    CHORUS_CHECK(chorus_reduce_init());
+
+    chorus_comm_t comm = calloc(1, sizeof *comm);
+    if (!comm)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    comm->magic = CHORUS_COMM_MAGIC;
+    comm->rank = rank;
+    comm->nranks = nranks;
+    comm->timeout_ms = timeout_ms;
+    comm->init_timeout_ms = init_timeout_ms;
+    /* The id's first bytes differ per communicator: a short tag for logs. */
+    unsigned tag = 0;
+    for (size_t i = 0; i < sizeof id.internal; i++)
+        tag = tag * 31u + (unsigned char)id.internal[i];
+    snprintf(comm->label, sizeof comm->label, "comm %s%s%08x rank %d/%d", name ? name : "",
+             name ? ":" : "", tag, rank, nranks);
+    pthread_mutex_init(&comm->qlock, NULL);
+    pthread_cond_init(&comm->qcond, NULL);
+    pthread_cond_init(&comm->donecond, NULL);
+
+    chorus_result_t res = connect_ranks(comm, &id);
+    if (res != CHORUS_SUCCESS) {
+        free_comm(comm);
+        return res;
+    }
+    LOG_INFO("init", "%s ready: shared memory, %d ranks, reduce kernels %s", comm->label,
+             nranks, chorus_reduce_isa());
+    *out = comm;
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_init_rank(chorus_comm_t *comm, int nranks, chorus_unique_id_t id,
+                                      int rank)
+{
+    return chorus_comm_init_rank_config(comm, nranks, id, rank, NULL);
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static chorus_result_t parse_host_port(const char *text, char *host, size_t cap, int *port)
+{
+    const char *colon;
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "root address '%s' is not [addr]:port",
+                              text);
+        hlen = (size_t)(close - text - 1);
+        text++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "root address '%s' is not host:port",
+                              text);
+        hlen = (size_t)(colon - text);
+    }
+    long p;
+    if (hlen == 0 || hlen >= cap || chorus_parse_int(colon + 1, &p) != 0 || p < 1 || p > 65535)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "root address '%s': bad host or port", text);
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t env_int(const char *ours, long value, const char *theirs, long *out)
+{
+    if (value >= 0) {
+        *out = value;
+        return CHORUS_SUCCESS;
+    }
+    const char *text = getenv(theirs);
+    if (!text)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: set CHORUS_%s or %s",
+                          ours, theirs);
+    if (chorus_parse_int(text, out) != 0 || *out < 0)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: %s='%s' is not a "
+                          "non-negative integer", theirs, text);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_init_env(chorus_comm_t *comm)
+{
+    chorus_error_clear();
+    if (!comm)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "comm (the output pointer) is NULL");
+    *comm = NULL;
+    const struct chorus_tunables *t;
+    CHORUS_CHECK(chorus_tunables_load(&t));
+    char host[256];
+    int port;
+    if (t->ROOT_ADDR[0]) {
+        CHORUS_CHECK(parse_host_port(t->ROOT_ADDR, host, sizeof host, &port));
+    } else {
+        const char *addr = getenv("MASTER_ADDR"), *p = getenv("MASTER_PORT");
+        long pv;
+        if (!addr || !p)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: set "
+                              "CHORUS_ROOT_ADDR=host:port or MASTER_ADDR and MASTER_PORT");
+        if (strlen(addr) >= sizeof host || chorus_parse_int(p, &pv) != 0 || pv < 1 || pv > 65535)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: bad MASTER_ADDR "
+                              "'%s' or MASTER_PORT '%s'", addr, p);
+        snprintf(host, sizeof host, "%s", addr);
+        port = (int)pv;
+    }
+    long rank, nranks;
+    CHORUS_CHECK(env_int("RANK", t->RANK, "RANK", &rank));
+    CHORUS_CHECK(env_int("NRANKS", t->NRANKS, "WORLD_SIZE", &nranks));
+    if (nranks < 1 || nranks > (1 << 20) || rank >= nranks)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: rank %ld of %ld ranks",
+                          rank, nranks);
+    chorus_unique_id_t id;
+    CHORUS_CHECK(chorus_bootstrap_root_from_address(host, port, rank == 0,
+                                                    t->SECRET[0] ? t->SECRET : NULL, &id));
+    return chorus_comm_init_rank(comm, (int)nranks, id, (int)rank);
+}
+
+struct split_info {
+    int32_t color, key;
+};
+struct split_id {
+    chorus_unique_id_t id;
+    int32_t ok;
+};
+
+chorus_result_t chorus_comm_split(chorus_comm_t comm, int color, int key, chorus_comm_t *newcomm)
+{
+    chorus_error_clear();
+    CHORUS_CHECK(chorus_comm_check_usable(comm, "chorus_comm_split"));
+    if (!newcomm)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_split: newcomm is NULL");
+    *newcomm = NULL;
+    CHORUS_CHECK(chorus_requests_drain(comm));
+    const int n = comm->nranks;
+    struct split_info mine = {color < 0 ? -1 : color, key}, *all = calloc((size_t)n, sizeof *all);
+    struct split_id *ids = calloc((size_t)n, sizeof *ids);
+    if (!all || !ids) {
+        free(all);
+        free(ids);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    }
+    chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
+    int leader = -1, newrank = 0, size = 0;
+    for (int q = 0; res == CHORUS_SUCCESS && mine.color >= 0 && q < n; q++) {
+        if (all[q].color != mine.color)
+            continue;
+        if (leader < 0)
+            leader = q;
+        size++;
+        if (all[q].key < key || (all[q].key == key && q < comm->rank))
+            newrank++;
+    }
+    /* The lowest rank of each color starts the new communicator's root. */
+    struct split_id my_id;
+    memset(&my_id, 0, sizeof my_id);
+    my_id.ok = 1;
+    if (res == CHORUS_SUCCESS && leader == comm->rank)
+        my_id.ok = chorus_get_unique_id(&my_id.id) == CHORUS_SUCCESS;
+    if (res == CHORUS_SUCCESS)
+        res = chorus_bootstrap_allgather(comm->bs, &my_id, ids, sizeof my_id);
+    if (res == CHORUS_SUCCESS && mine.color >= 0) {
+        if (!ids[leader].ok) {
+            res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "chorus_comm_split: rank %d could not start "
+                             "the new communicator's bootstrap", leader);
+        } else {
+            chorus_config_t config = CHORUS_CONFIG_INITIALIZER;
+            config.timeout_ms = comm->timeout_ms;
+            config.init_timeout_ms = comm->init_timeout_ms;
+            res = chorus_comm_init_rank_config(newcomm, size, ids[leader].id, newrank, &config);
+        }
+    }
+    free(all);
+    free(ids);
+    if (res != CHORUS_SUCCESS && res != CHORUS_INVALID_ARGUMENT)
+        chorus_comm_fail(comm, res);
+    return res;
+}
+
+chorus_result_t chorus_comm_finalize(chorus_comm_t comm)
+{
+    chorus_error_clear();
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_finalize: comm is NULL or not "
+                          "a live communicator");
+    return chorus_requests_drain(comm);
+}
+
+chorus_result_t chorus_comm_destroy(chorus_comm_t comm)
+{
+    chorus_error_clear();
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_destroy: comm is NULL or not a "
+                          "live communicator");
+    /* Outstanding requests finish (or fail, bounded by the timeout) first:
+     * their buffers and the segments must outlive them. */
+    chorus_requests_drain(comm);
+    free_comm(comm);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_abort(chorus_comm_t comm)
+{
+    chorus_error_clear();
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_abort: comm is NULL or not a "
+                          "live communicator");
+    atomic_store(&comm->aborted, 1);
+    if (comm->shm)
+        shm_comm_abort(comm->shm);
+    LOG_INFO("abort", "%s aborted by the application", comm->label);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_get_async_error(chorus_comm_t comm, chorus_result_t *async_error)
+{
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC || !async_error)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_async_error: NULL or dead "
+                          "comm, or NULL async_error");
+    *async_error = (chorus_result_t)atomic_load(&comm->async_error);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_count(chorus_comm_t comm, int *count)
+{
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC || !count)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_count: NULL or dead comm, or "
+                          "NULL count");
+    *count = comm->nranks;
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_rank(chorus_comm_t comm, int *rank)
+{
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC || !rank)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_rank: NULL or dead comm, or "
+                          "NULL rank");
+    *rank = comm->rank;
+    return CHORUS_SUCCESS;
+}

@@ -1,0 +1,23 @@
+/* node.h - facts about the node this process runs on (from hwloc when built
+ * with it): how many cores this process may run on, used to notice when
+ * ranks outnumber cores, and the host id used to group ranks into nodes. */
+#ifndef CHORUS_NODE_H
+#define CHORUS_NODE_H
+
+#include <stdint.h>
+#include "chorus.h"
+
+struct chorus_node_info {
+    int ncores;  /* physical cores this process may run on (>= 1) */
+    int npus;    /* hardware threads this process may run on (>= 1) */
+    int nnuma;   /* NUMA nodes of the machine (>= 1) */
+    const char *source; /* "hwloc" or "sysconf" */
+};
+
+/* Detected once per process; later calls return the cached result. */
+const struct chorus_node_info *chorus_node_info(void);
+
+/* CHORUS_HOSTID if set (hashed), else a hash of the hostname. */
+chorus_result_t chorus_node_host_id(uint64_t *id);
+
+#endif

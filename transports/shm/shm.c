@@ -1,0 +1,377 @@
+/* shm.c - creating, exchanging and mapping the per-rank segments, and the
+ * health-checked waits every shared-memory algorithm uses. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "shm/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "bootstrap.h"
+#include "error.h"
+#include "log.h"
+#include "tunables.h"
+
+/* What each rank tells the others about its segment. */
+struct seg_info {
+    char name[64];
+    uint64_t ctrl_addr; /* where the owner mapped it: the target of the CMA probe */
+    uint64_t bytes;
+    int32_t pid;
+    int32_t ok;
+};
+
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+static size_t ctrl_bytes(int nranks)
+{
+    return round_up(sizeof(struct shm_ctrl) + 2 * (size_t)nranks * sizeof(struct shm_line), 4096);
+}
+
+static chorus_result_t create_segment(struct shm_comm *s, struct seg_info *mine)
+{
+    unsigned char rnd[12];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "getrandom failed: %s", strerror(errno));
+    /* A random name: another user cannot guess it to open or pre-create it. */
+    int n = snprintf(mine->name, sizeof mine->name, "/chorus-");
+    for (size_t i = 0; i < sizeof rnd; i++)
+        n += snprintf(mine->name + n, sizeof mine->name - (size_t)n, "%02x", rnd[i]);
+    snprintf(mine->name + n, sizeof mine->name - (size_t)n, "-%d", s->rank);
+
+    int fd = shm_open(mine->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "shm_open(%s) failed: %s", mine->name,
+                          strerror(errno));
+    if (ftruncate(fd, (off_t)s->seg_bytes) != 0) {
+        int e = errno;
+        close(fd);
+        shm_unlink(mine->name);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "ftruncate of %zu bytes for %s failed: %s",
+                          s->seg_bytes, mine->name, strerror(e));
+    }
+    /* MAP_POPULATE: the owner touches every page first, so they sit on its
+     * NUMA node and no page fault lands inside a timed collective. */
+    void *p = mmap(NULL, s->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) {
+        shm_unlink(mine->name);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "mmap of %zu bytes of %s failed: %s (is /dev/shm "
+                          "large enough?)", s->seg_bytes, mine->name, strerror(e));
+    }
+    s->maps[s->rank] = p;
+    struct shm_ctrl *c = p;
+    c->pid = (int32_t)getpid();
+    c->nranks = (uint32_t)s->nranks;
+    mine->ctrl_addr = (uint64_t)(uintptr_t)p;
+    mine->bytes = s->seg_bytes;
+    mine->pid = (int32_t)getpid();
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t map_peer(struct shm_comm *s, int q, const struct seg_info *info)
+{
+    if (info->bytes != s->seg_bytes)
+        return CHORUS_ERR(CHORUS_INVALID_USAGE,
+                          "rank %d has a %llu-byte segment, this rank %zu: set the CHORUS_SHM_* "
+                          "tunables alike on every rank", q, (unsigned long long)info->bytes,
+                          s->seg_bytes);
+    char name[sizeof info->name];
+    memcpy(name, info->name, sizeof name);
+    name[sizeof name - 1] = '\0';
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "cannot open rank %d's segment %s: %s", q, name,
+                          strerror(errno));
+    void *p = mmap(NULL, s->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "cannot map rank %d's segment %s: %s", q, name,
+                          strerror(e));
+    s->maps[q] = p;
+    return CHORUS_SUCCESS;
+}
+
+/* Single copy needs the kernel to let us read the peer (same user, ptrace
+ * permitted): try it on a value we can also see through shared memory. */
+static int cma_probe(struct shm_comm *s, int q, const struct seg_info *info)
+{
+    int32_t value = 0;
+    struct iovec local = {&value, sizeof value};
+    struct iovec remote = {(void *)(uintptr_t)(info->ctrl_addr + offsetof(struct shm_ctrl, pid)),
+                           sizeof value};
+    ssize_t got = process_vm_readv(info->pid, &local, 1, &remote, 1, 0);
+    if (got != (ssize_t)sizeof value || value != s->ctrl[q]->pid) {
+        LOG_INFO("shm", "single copy from rank %d refused (%s): copying through shared memory",
+                 q, got < 0 ? strerror(errno) : "short read");
+        return 0;
+    }
+    return 1;
+}
+
+static chorus_result_t agree(struct chorus_bootstrap *bs, struct shm_comm *s, int ok,
+                             const char *what)
+{
+    int32_t *all = calloc((size_t)s->nranks, sizeof *all);
+    if (!all)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    int32_t mine = ok;
+    chorus_result_t res = chorus_bootstrap_allgather(bs, &mine, all, sizeof mine);
+    for (int q = 0; res == CHORUS_SUCCESS && q < s->nranks; q++)
+        if (!all[q])
+            res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "rank %d could not %s", q, what);
+    free(all);
+    return res;
+}
+
+chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *bs, int rank,
+                                int nranks, int oversubscribed, int timeout_ms,
+                                _Atomic int *local_abort)
+{
+    const struct chorus_tunables *t = chorus_tunables();
+    struct shm_comm *s = calloc(1, sizeof *s);
+    if (!s)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    s->rank = rank;
+    s->nranks = nranks;
+    s->chunk = round_up(t->SHM_CHUNK < 4096 ? 4096 : t->SHM_CHUNK, 4096);
+    s->p2p_slot = round_up(t->SHM_P2P_SLOT < 4096 ? 4096 : t->SHM_P2P_SLOT, 4096);
+    s->small = t->SHM_SMALL;
+    s->cma_min = t->CMA_MIN;
+    s->local_abort = local_abort;
+    s->seg_bytes = ctrl_bytes(nranks) + 2 * s->chunk +
+                   (size_t)nranks * SHM_P2P_SLOTS * s->p2p_slot;
+    chorus_wait_policy_init(&s->policy, oversubscribed, timeout_ms);
+    s->ctrl = calloc((size_t)nranks, sizeof *s->ctrl);
+    s->ws = calloc((size_t)nranks, sizeof *s->ws);
+    s->p2p = calloc((size_t)nranks, sizeof *s->p2p);
+    s->maps = calloc((size_t)nranks, sizeof *s->maps);
+    s->pids = calloc((size_t)nranks, sizeof *s->pids);
+    s->pidfds = malloc((size_t)nranks * sizeof *s->pidfds);
+    struct seg_info *infos = calloc((size_t)nranks, sizeof *infos);
+    if (!s->ctrl || !s->ws || !s->p2p || !s->maps || !s->pids || !s->pidfds || !infos) {
+        free(infos);
+        shm_comm_destroy(s);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    }
+    for (int q = 0; q < nranks; q++)
+        s->pidfds[q] = -1;
+
+    struct seg_info mine;
+    memset(&mine, 0, sizeof mine);
+    chorus_result_t res = create_segment(s, &mine);
+    mine.ok = res == CHORUS_SUCCESS;
+    chorus_result_t ex = chorus_bootstrap_allgather(bs, &mine, infos, sizeof mine);
+    if (ex != CHORUS_SUCCESS || res != CHORUS_SUCCESS) {
+        if (mine.ok)
+            shm_unlink(mine.name);
+        free(infos);
+        shm_comm_destroy(s);
+        return res != CHORUS_SUCCESS ? res : ex;
+    }
+    for (int q = 0; q < nranks; q++)
+        if (!infos[q].ok) {
+            shm_unlink(mine.name);
+            free(infos);
+            shm_comm_destroy(s);
+            return CHORUS_ERR(CHORUS_REMOTE_ERROR, "rank %d could not create its shared memory "
+                              "segment (see its log)", q);
+        }
+    res = CHORUS_SUCCESS;
+    for (int q = 0; q < nranks && res == CHORUS_SUCCESS; q++)
+        if (q != rank)
+            res = map_peer(s, q, &infos[q]);
+    /* Every rank has mapped every segment once this agreement completes:
+     * the names can go, so nothing is left behind if a process dies later. */
+    chorus_result_t agreed = agree(bs, s, res == CHORUS_SUCCESS, "map the shared segments");
+    shm_unlink(mine.name);
+    if (res == CHORUS_SUCCESS)
+        res = agreed;
+    if (res != CHORUS_SUCCESS) {
+        free(infos);
+        shm_comm_destroy(s);
+        return res;
+    }
+    size_t cb = ctrl_bytes(nranks);
+    for (int q = 0; q < nranks; q++) {
+        s->ctrl[q] = s->maps[q];
+        s->ws[q] = (char *)s->maps[q] + cb;
+        s->p2p[q] = s->ws[q] + 2 * s->chunk;
+        s->pids[q] = infos[q].pid;
+        if (q != rank)
+            s->pidfds[q] = (int)syscall(SYS_pidfd_open, infos[q].pid, 0);
+    }
+
+    const char *cma = t->CMA;
+    int want = strcasecmp(cma, "off") != 0;
+    int ok = 1;
+    for (int q = 0; want && q < nranks; q++)
+        if (q != rank && !cma_probe(s, q, &infos[q]))
+            ok = 0;
+    free(infos);
+    int32_t okv = want && ok, *all = calloc((size_t)nranks, sizeof *all);
+    if (!all) {
+        shm_comm_destroy(s);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    }
+    res = chorus_bootstrap_allgather(bs, &okv, all, sizeof okv);
+    s->cma = res == CHORUS_SUCCESS;
+    for (int q = 0; q < nranks; q++)
+        if (!all[q])
+            s->cma = 0;
+    free(all);
+    if (res == CHORUS_SUCCESS && !strcasecmp(cma, "on") && !s->cma)
+        res = CHORUS_ERR(CHORUS_SYSTEM_ERROR, "CHORUS_CMA=on but process_vm_readv between the "
+                         "ranks is not permitted (ptrace restrictions?)");
+    if (res != CHORUS_SUCCESS) {
+        shm_comm_destroy(s);
+        return res;
+    }
+    LOG_INFO("shm", "rank %d: %d ranks, %zu-byte segments, chunk %zu, single copy %s", rank,
+             nranks, s->seg_bytes, s->chunk, s->cma ? "on" : "off");
+    *out = s;
+    return CHORUS_SUCCESS;
+}
+
+void shm_comm_destroy(struct shm_comm *s)
+{
+    if (!s)
+        return;
+    for (int q = 0; s->maps && q < s->nranks; q++)
+        if (s->maps[q])
+            munmap(s->maps[q], s->seg_bytes);
+    for (int q = 0; s->pidfds && q < s->nranks; q++)
+        if (s->pidfds[q] >= 0)
+            close(s->pidfds[q]);
+    free(s->ctrl);
+    free(s->ws);
+    free(s->p2p);
+    free(s->maps);
+    free(s->pids);
+    free(s->pidfds);
+    free(s);
+}
+
+void shm_comm_abort(struct shm_comm *s)
+{
+    struct shm_ctrl *me = s->ctrl[s->rank];
+    atomic_store(&me->abort.value, 1);
+    /* Wake peers sleeping on any of my counters so they notice now. */
+    chorus_flag_wake_all(&me->ready.value);
+    chorus_flag_wake_all(&me->ready2.value);
+    chorus_flag_wake_all(&me->done.value);
+    for (int q = 0; q < s->nranks; q++) {
+        chorus_flag_wake_all(&shm_p2p_head(me, q)->value);
+        chorus_flag_wake_all(&shm_p2p_tail(me, q)->value);
+    }
+}
+
+/* ---- waits ---------------------------------------------------------------- */
+
+struct wait_ctx {
+    struct shm_comm *s;
+    int q;
+    uint32_t target;
+};
+
+static int peer_exited(struct shm_comm *s, int q)
+{
+    if (s->pidfds[q] >= 0) {
+        struct pollfd p = {s->pidfds[q], POLLIN, 0};
+        return poll(&p, 1, 0) > 0;
+    }
+    return kill(s->pids[q], 0) != 0 && errno == ESRCH;
+}
+
+static chorus_result_t health_check(void *arg, int timed_out)
+{
+    struct wait_ctx *w = arg;
+    return shm_health(w->s, w->q, w->target, timed_out);
+}
+
+chorus_result_t shm_health(struct shm_comm *s, int q, uint32_t target, int timed_out)
+{
+    struct wait_ctx ctx = {s, q, target}, *w = &ctx;
+    if (atomic_load(s->local_abort))
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: the communicator was aborted", s->label);
+    for (int r = 0; r < s->nranks; r++) {
+        if (r == s->rank)
+            continue;
+        if (atomic_load(&s->ctrl[r]->abort.value))
+            return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed or aborted the "
+                              "communicator", s->label, r);
+    }
+    if (peer_exited(s, w->q))
+        return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d (pid %d) exited while rank %d was "
+                          "waiting for it", s->label, w->q, (int)s->pids[w->q], s->rank);
+    if (timed_out)
+        return CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for rank %d to reach "
+                          "step %u; it is stuck or did not call the same collective",
+                          s->label, s->rank, (long long)(s->policy.timeout_ns / 1000000), w->q,
+                          w->target);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_wait(struct shm_comm *s, int q, struct shm_line *line, uint32_t target)
+{
+    struct wait_ctx w = {s, q, target};
+    return chorus_wait_flag(&line->value, target, &s->ctrl[q]->sleepers.value, &s->policy,
+                            health_check, &w);
+}
+
+chorus_result_t shm_wait_all(struct shm_comm *s, size_t line_offset, uint32_t target)
+{
+    /* Start after myself so ranks do not all poll rank 0 first. */
+    for (int i = 1; i < s->nranks; i++) {
+        int q = (s->rank + i) % s->nranks;
+        CHORUS_CHECK(shm_wait(s, q, shm_line_at(s->ctrl[q], line_offset), target));
+    }
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_reserve(struct shm_comm *s, uint32_t step)
+{
+    uint32_t need = step - 2;
+    /* Counters start at 0 and synced at 0, so steps 1 and 2 pass at once. */
+    if (chorus_serial_geq(s->synced, need))
+        return CHORUS_SUCCESS;
+    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, need));
+    s->synced = need;
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t remote, size_t len)
+{
+    char *dst = local;
+    while (len > 0) {
+        struct iovec l = {dst, len};
+        struct iovec r = {(void *)(uintptr_t)remote, len};
+        ssize_t got = process_vm_readv(s->pids[q], &l, 1, &r, 1, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return CHORUS_ERR(got < 0 && errno == ESRCH ? CHORUS_REMOTE_ERROR
+                                                        : CHORUS_SYSTEM_ERROR,
+                              "%s: single-copy read of %zu bytes from rank %d failed: %s",
+                              s->label, len, q, got < 0 ? strerror(errno) : "no progress");
+        dst += got;
+        remote += (uint64_t)got;
+        len -= (size_t)got;
+    }
+    return CHORUS_SUCCESS;
+}

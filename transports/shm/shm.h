@@ -1,0 +1,151 @@
+/* shm.h - the shared-memory transport: one segment per rank, mapped by every
+ * rank of the node.
+ *
+ * Each rank owns a segment (created with mode 0600 under a random name,
+ * unlinked as soon as every rank has mapped it) holding:
+ *   - control lines: step counters ("ready", "ready2", "done"), each on its
+ *     own cache line so writers do not disturb pollers of other counters;
+ *   - a workspace of two rounds (double buffering: round s uses half s & 1,
+ *     so back-to-back collectives need no extra barrier);
+ *   - point-to-point channels: eager slots towards every other rank.
+ * Only the owner writes its segment, except the "tail" counters of the
+ * point-to-point channels, which receivers advance in their own segment.
+ */
+#ifndef CHORUS_SHM_H
+#define CHORUS_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "chorus.h"
+#include "wait.h"
+
+#define SHM_LINE 64
+
+/* One cache line holding one counter. */
+struct shm_line {
+    _Atomic uint32_t value;
+    char pad[SHM_LINE - sizeof(uint32_t)];
+};
+
+/* Small per-round facts a rank publishes next to its data (e.g. the address
+ * of its user buffer for single-copy reads), one set per workspace half. */
+struct shm_meta {
+    uint64_t addr;  /* sender's buffer address in its own address space */
+    uint64_t bytes; /* any size the algorithm wants to share */
+    char pad[SHM_LINE - 2 * sizeof(uint64_t)];
+};
+
+struct shm_ctrl {
+    struct shm_line ready;    /* step s: my contribution for s is readable */
+    struct shm_line ready2;   /* step s: my second-phase result is readable */
+    struct shm_line done;     /* step s: I have finished reading step s */
+    struct shm_line sleepers; /* processes sleeping on a counter of this segment */
+    struct shm_line abort;    /* nonzero: this rank failed or aborted */
+    struct shm_meta meta[2];
+    int32_t pid;
+    uint32_t nranks;
+    char pad[SHM_LINE - 2 * sizeof(uint32_t)];
+    /* then: struct shm_line p2p_head[nranks] (messages I sent to rank q),
+     *       struct shm_line p2p_tail[nranks] (slots I consumed from rank q) */
+};
+
+/* Header at the start of every point-to-point slot. */
+struct shm_p2p_hdr {
+    uint64_t total; /* bytes of the whole message */
+    uint64_t addr;  /* nonzero: single-copy; read total bytes from here */
+    uint64_t len;   /* payload bytes in this slot */
+    uint64_t pad[5];
+};
+
+#define SHM_P2P_SLOTS 4
+
+/* What a rank sees of the node's shared memory. */
+struct shm_comm {
+    int rank, nranks;
+    size_t chunk;     /* bytes per workspace half */
+    size_t p2p_slot;  /* bytes per eager slot, header included */
+    size_t small;     /* one-shot allreduce threshold */
+    size_t cma_min;   /* single copy from this many bytes per peer */
+    int cma;          /* every rank can process_vm_readv every other */
+    struct shm_ctrl **ctrl; /* [nranks], ctrl[rank] is mine */
+    char **ws;              /* [nranks] workspace bases */
+    char **p2p;             /* [nranks] p2p slot bases */
+    void **maps;            /* [nranks] mappings, for munmap */
+    size_t seg_bytes;
+    pid_t *pids;
+    int *pidfds;            /* [nranks] -1 where unavailable */
+    uint32_t step;          /* last step number used */
+    uint32_t synced;        /* every peer is known done with this step */
+    struct chorus_wait_policy policy;
+    _Atomic int *local_abort; /* the communicator's abort flag */
+    const char *label;        /* for error texts */
+    char err_text[256];
+};
+
+struct chorus_bootstrap;
+
+/* Creates, exchanges and maps the segments of nranks ranks that share this
+ * node (every rank of the bootstrap). Collective over bs. */
+chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *bs, int rank,
+                                int nranks, int oversubscribed, int timeout_ms,
+                                _Atomic int *local_abort);
+void shm_comm_destroy(struct shm_comm *s);
+/* Marks this rank failed in its segment and wakes every sleeper. */
+void shm_comm_abort(struct shm_comm *s);
+
+/* ---- helpers for algorithms ---------------------------------------------- */
+static inline struct shm_line *shm_p2p_head(struct shm_ctrl *c, int q)
+{
+    return (struct shm_line *)(c + 1) + q;
+}
+static inline struct shm_line *shm_p2p_tail(struct shm_ctrl *c, int q)
+{
+    return (struct shm_line *)(c + 1) + c->nranks + q;
+}
+static inline char *shm_buf(struct shm_comm *s, int q, uint32_t step)
+{
+    return s->ws[q] + (size_t)(step & 1) * s->chunk;
+}
+
+/* Starts a new step and returns its number. */
+static inline uint32_t shm_next_step(struct shm_comm *s) { return ++s->step; }
+
+/* Waits until rank q's counter line (in q's segment) reaches target. */
+chorus_result_t shm_wait(struct shm_comm *s, int q, struct shm_line *line, uint32_t target);
+/* Publishes my counter line. */
+static inline void shm_post(struct shm_comm *s, struct shm_line *line, uint32_t value)
+{
+    chorus_flag_store(&line->value, value, &s->ctrl[s->rank]->sleepers.value);
+}
+/* Waits until every other rank's line at offset (ready/ready2/done) reached target. */
+chorus_result_t shm_wait_all(struct shm_comm *s, size_t line_offset, uint32_t target);
+/* Before writing my workspace half for step: every reader must be done with
+ * step - 2, which used the same half. */
+chorus_result_t shm_reserve(struct shm_comm *s, uint32_t step);
+/* A full exchange at step proved every peer finished step - 1. */
+static inline void shm_mark_synced(struct shm_comm *s, uint32_t step)
+{
+    if (chorus_serial_geq(step - 1, s->synced))
+        s->synced = step - 1;
+}
+
+/* The periodic check of every wait: aborted? rank q (or anyone) failed or
+ * gone? deadline passed (timed_out)? Returns the error that ends the wait. */
+chorus_result_t shm_health(struct shm_comm *s, int q, uint32_t target, int timed_out);
+
+/* Copies len bytes from rank q's address remote into local (single copy). */
+chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t remote,
+                             size_t len);
+
+#define SHM_READY offsetof(struct shm_ctrl, ready)
+#define SHM_READY2 offsetof(struct shm_ctrl, ready2)
+#define SHM_DONE offsetof(struct shm_ctrl, done)
+static inline struct shm_line *shm_line_at(struct shm_ctrl *c, size_t offset)
+{
+    return (struct shm_line *)((char *)c + offset);
+}
+
+#endif
