@@ -109,9 +109,9 @@ static chorus_result_t check_alltoallv(chorus_comm_t comm, const struct coll_arg
     if (!a->sendcounts || !a->sdispls || !a->recvcounts || !a->rdispls)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: a count or displacement array is NULL",
                           w);
-    size_t sbytes = 0, rbytes = 0;
+    size_t sbytes = 0, rbytes = 0, end = 0;
     for (int q = 0; q < comm->nranks; q++) {
-        size_t end;
+
         if (a->sdispls[q] > SIZE_MAX - a->sendcounts[q] ||
             checked_bytes(w, a->sdispls[q] + a->sendcounts[q], esize, 1, &end))
             return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: send block %d overflows", w, q);
@@ -136,7 +136,7 @@ chorus_result_t coll_check(chorus_comm_t comm, const struct coll_args *a)
     if (a->kind == COLL_BARRIER)
         return CHORUS_SUCCESS;
     CHORUS_CHECK(check_type(w, a->type));
-    size_t esize = chorus_type_size(a->type), bytes, total;
+    size_t esize = chorus_type_size(a->type), bytes = 0, total = 0;
     switch (a->kind) {
     case COLL_ALLREDUCE:
     case COLL_REDUCE:

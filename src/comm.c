@@ -236,7 +236,7 @@ chorus_result_t chorus_comm_init_env(chorus_comm_t *comm)
     const struct chorus_tunables *t;
     CHORUS_CHECK(chorus_tunables_load(&t));
     char host[256];
-    int port;
+    int port = 0;
     if (t->ROOT_ADDR[0]) {
         CHORUS_CHECK(parse_host_port(t->ROOT_ADDR, host, sizeof host, &port));
     } else {

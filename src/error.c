@@ -1,4 +1,7 @@
 /* error.c - result code names and the per-thread last error text. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "error.h"
 
 #include <stdarg.h>

@@ -1,4 +1,7 @@
 /* log.c - writes log lines to stderr or CHORUS_LOG_FILE. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "log.h"
 
 #include <pthread.h>

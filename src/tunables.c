@@ -1,4 +1,7 @@
 /* tunables.c - reads CHORUS_* environment variables into one typed table. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "tunables.h"
 
 #include <ctype.h>
@@ -99,10 +102,10 @@ int chorus_parse_bool(const char *text, int *out)
 }
 
 /* Each kind has its own setter so the X-macro below stays type-correct. */
-static int set_INT(long *dst, const char *text) { return chorus_parse_int(text, dst); }
-static int set_SIZE(size_t *dst, const char *text) { return chorus_parse_size(text, dst); }
-static int set_BOOL(int *dst, const char *text) { return chorus_parse_bool(text, dst); }
-static int set_STR(const char **dst, const char *text) { *dst = text; return 0; }
+static inline int set_INT(long *dst, const char *text) { return chorus_parse_int(text, dst); }
+static inline int set_SIZE(size_t *dst, const char *text) { return chorus_parse_size(text, dst); }
+static inline int set_BOOL(int *dst, const char *text) { return chorus_parse_bool(text, dst); }
+static inline int set_STR(const char **dst, const char *text) { *dst = text; return 0; }
 
 static const char *kind_name(chorus_tunable_kind_t kind)
 {

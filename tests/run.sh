@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# tests/run.sh - runs the Chorus test suite against one build directory.
+#
+# Usage: tests/run.sh [BUILD_DIR]          (default ./build)
+#
+# Builds the test programs (make check) unless RUN_NO_BUILD=1, then runs the
+# unit tests and the multi-process tests under MPICH's mpirun, each with a
+# wall-clock timeout (a hang is a failure), and checks that no chorus* entry
+# is left in /dev/shm. Prints one PASS/FAIL line per test with its time, the
+# tail of the output of failing tests, and ends with "N passed, N failed".
+# Exit status 0 iff nothing failed.
+#
+# Environment:
+#   RUN_QUICK=1            smaller sweeps everywhere (sanitizer/valgrind builds)
+#   TEST_TIMEOUT_SCALE=K   multiply every timeout by K (slow builds, e.g. ASan)
+#   RUN_NO_BUILD=1         do not run make
+#   MPIRUN=path            the launcher (default: mpirun.mpich, mpiexec.hydra, mpirun)
+#   RUN_FILTER=regex       only tests whose name matches
+set -u
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-./build}
+if [ ! -d "$BUILD" ]; then
+    echo "run.sh: build directory $BUILD does not exist (configure and make first)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+BUILD=$(cd "$BUILD" && pwd)
+T=$BUILD/tests
+SCALE=${TEST_TIMEOUT_SCALE:-1}
+QUICK=${RUN_QUICK:-0}
+FILTER=${RUN_FILTER:-}
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/chorus-run.XXXXXX")
+passed=0
+failed=0
+failed_names=()
+t_start=$(date +%s)
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---- launcher -------------------------------------------------------------------------
+if [ -z "${MPIRUN:-}" ]; then
+    for m in mpirun.mpich mpiexec.hydra mpirun mpiexec; do
+        if command -v "$m" >/dev/null 2>&1; then
+            MPIRUN=$(command -v "$m")
+            break
+        fi
+    done
+fi
+MPIRUN=${MPIRUN:-}
+
+# ---- one test ---------------------------------------------------------------------------
+# run_test NAME TIMEOUT_SECONDS COMMAND...
+# Runs COMMAND in its own session under `timeout`; afterwards kills whatever
+# is left of that session (ranks orphaned by a killed launcher).
+run_test() {
+    local name=$1 limit=$2
+    shift 2
+    if [ -n "$FILTER" ] && ! [[ $name =~ $FILTER ]]; then
+        return 0
+    fi
+    limit=$(awk -v a="$limit" -v s="$SCALE" 'BEGIN { printf "%d", a * s }')
+    local log=$LOGDIR/$(echo "$name" | tr -c 'A-Za-z0-9_.=-' '_').log
+    local t0 rc pid
+    t0=$(now)
+    setsid timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null &
+    pid=$!
+    wait "$pid"
+    rc=$?
+    # leftovers of this test's session
+    local left
+    left=$(ps -eo pid=,sid= | awk -v s="$pid" '$2 == s { print $1 }')
+    if [ -n "$left" ]; then
+        kill -KILL $left 2>/dev/null
+        echo "run.sh: killed leftover processes of this test: $left" >>"$log"
+        [ "$rc" -eq 0 ] && rc=99
+    fi
+    local dt
+    dt=$(elapsed "$t0")
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+        printf 'PASS  %-58s %7s s\n' "$name" "$dt"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        local why="exit code $rc"
+        [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && why="timed out after $limit s (hang?)"
+        [ "$rc" -eq 99 ] && why="left processes behind"
+        printf 'FAIL  %-58s %7s s  (%s)\n' "$name" "$dt" "$why"
+        tail -n 60 "$log" | sed 's/^/    | /'
+    fi
+}
+
+# A check that is not a program: record PASS/FAIL with a message.
+record() {
+    local name=$1 ok=$2 msg=${3:-}
+    if [ -n "$FILTER" ] && ! [[ $name =~ $FILTER ]]; then
+        return 0
+    fi
+    if [ "$ok" -eq 0 ]; then
+        passed=$((passed + 1))
+        printf 'PASS  %-58s\n' "$name"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        printf 'FAIL  %-58s\n' "$name"
+        [ -n "$msg" ] && printf '%s\n' "$msg" | sed 's/^/    | /'
+    fi
+}
+
+chorus_shm() { ls -1 /dev/shm 2>/dev/null | grep -i '^chorus' | sort; }
+
+echo "== Chorus tests: build $BUILD (launcher: ${MPIRUN:-none}; quick=$QUICK; timeout x$SCALE)"
+shm_before=$(chorus_shm)
+if [ -n "$shm_before" ]; then
+    echo "note: /dev/shm already holds chorus entries before the tests (ignored below):"
+    echo "$shm_before" | sed 's/^/    /'
+fi
+
+# ---- build the test programs ---------------------------------------------------------------
+if [ "${RUN_NO_BUILD:-0}" != 1 ]; then
+    t0=$(now)
+    if make -C "$BUILD" -j2 check >"$LOGDIR/build.log" 2>&1; then
+        passed=$((passed + 1))
+        printf 'PASS  %-58s %7s s\n' "build (make check)" "$(elapsed "$t0")"
+    else
+        failed=$((failed + 1))
+        failed_names+=("build (make check)")
+        printf 'FAIL  %-58s %7s s\n' "build (make check)" "$(elapsed "$t0")"
+        grep -E 'error|Error' "$LOGDIR/build.log" | head -n 30 | sed 's/^/    | /'
+    fi
+fi
+
+have() { [ -x "$T/$1" ]; }
+missing() { record "$1" 1 "$T/$1 was not built"; }
+
+# ---- unit tests (one process) -----------------------------------------------------------------
+for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap; do
+    if have "$t"; then
+        run_test "$t" 180 "$T/$t"
+    else
+        missing "$t"
+    fi
+done
+if have test_tunables; then
+    run_test "test_tunables --bad-env CHORUS_SHM_CHUNK=abc" 30 \
+        env CHORUS_SHM_CHUNK=abc "$T/test_tunables" --bad-env CHORUS_SHM_CHUNK
+fi
+
+# ---- multi-process tests -------------------------------------------------------------------------
+if [ -z "$MPIRUN" ]; then
+    record "MPI launcher (mpirun)" 1 "no mpirun.mpich/mpiexec.hydra/mpirun found: install mpich"
+else
+    coll_args=()
+    p2p_args=()
+    if [ "$QUICK" = 1 ]; then
+        coll_args=(--quick --no-large)
+        p2p_args=(--quick)
+    fi
+    if have test_coll; then
+        for np in 1 2 3 4; do
+            run_test "test_coll np=$np ${coll_args[*]}" 300 \
+                "$MPIRUN" -np "$np" "$T/test_coll" "${coll_args[@]}"
+        done
+        # 8 ranks on a few cores: oversubscribed on purpose
+        run_test "test_coll np=8 --quick --no-large" 400 \
+            "$MPIRUN" -np 8 "$T/test_coll" --quick --no-large
+    else
+        missing test_coll
+    fi
+    for np in 2 3 4; do
+        if have test_p2p; then
+            run_test "test_p2p np=$np ${p2p_args[*]}" 240 "$MPIRUN" -np "$np" "$T/test_p2p" "${p2p_args[@]}"
+        fi
+        if have test_comm; then
+            run_test "test_comm np=$np" 240 "$MPIRUN" -np "$np" "$T/test_comm"
+        fi
+        if have test_badinput; then
+            run_test "test_badinput np=$np" 240 "$MPIRUN" -np "$np" "$T/test_badinput"
+        fi
+    done
+    for t in test_p2p test_comm test_badinput; do have "$t" || missing "$t"; done
+
+    # a malformed tunable makes communicator creation fail, naming the variable
+    if have test_badinput; then
+        run_test "env check CHORUS_SHM_CHUNK=abc (np=2)" 60 \
+            env CHORUS_SHM_CHUNK=abc "$MPIRUN" -np 2 "$T/test_badinput" --env-check CHORUS_SHM_CHUNK
+        run_test "env check CHORUS_TIMEOUT_MS=12x (np=2)" 60 \
+            env CHORUS_TIMEOUT_MS=12x "$MPIRUN" -np 2 "$T/test_badinput" --env-check CHORUS_TIMEOUT_MS
+        run_test "env check CHORUS_SHM_P2P_SLOT=-4K (np=1)" 60 \
+            env CHORUS_SHM_P2P_SLOT=-4K "$MPIRUN" -np 1 "$T/test_badinput" --env-check CHORUS_SHM_P2P_SLOT
+    fi
+fi
+
+# ---- nothing left in /dev/shm -----------------------------------------------------------------------
+sleep 1
+shm_after=$(chorus_shm)
+leftover=$(comm -13 <(echo "$shm_before") <(echo "$shm_after") | sed '/^$/d')
+if [ -n "$leftover" ]; then
+    record "no chorus* entries left in /dev/shm" 1 "$leftover"
+else
+    record "no chorus* entries left in /dev/shm" 0
+fi
+
+total=$(( $(date +%s) - t_start ))
+echo "== run.sh finished in ${total} s (logs in $LOGDIR)"
+if [ "$failed" -gt 0 ]; then
+    echo "failed:"
+    for f in "${failed_names[@]}"; do echo "    $f"; done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
