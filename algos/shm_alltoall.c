@@ -3,7 +3,8 @@
  * Large blocks: single copy (each rank pulls its block from every peer's send
  * buffer). Otherwise, per round, every rank stages a piece of each outgoing
  * block in its workspace (one slot per destination) and every rank copies
- * its pieces out of the others' workspaces. */
+ * its pieces out of the others' workspaces. In place, a round stages piece k
+ * of every block before any piece k is overwritten, so no input is lost. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -131,7 +132,8 @@ chorus_result_t shm_alltoallv(struct shm_comm *s, const void *sendbuf, const siz
     if (sendcounts[me] != recvcounts[me])
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "alltoallv: rank %d sends itself %zu elements "
                           "but expects %zu", me, sendcounts[me], recvcounts[me]);
-    memcpy(recv + rdispls[me] * esize, send + sdispls[me] * esize, sendcounts[me] * esize);
+    if (sendbuf != recvbuf)
+        memcpy(recv + rdispls[me] * esize, send + sdispls[me] * esize, sendcounts[me] * esize);
     if (n == 1)
         return CHORUS_SUCCESS;
     size_t max_block;

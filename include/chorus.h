@@ -142,7 +142,10 @@ chorus_result_t chorus_allgather(const void *sendbuf, void *recvbuf, size_t send
                                  chorus_datatype_t type, chorus_comm_t comm);
 chorus_result_t chorus_alltoall(const void *sendbuf, void *recvbuf, size_t count /* per peer */,
                                 chorus_datatype_t type, chorus_comm_t comm);
-/* counts and displacements in elements, one per peer */
+/* counts and displacements in elements, one per peer. In place (sendbuf ==
+ * recvbuf) needs sendcounts == recvcounts and sdispls == rdispls. Every rank's
+ * counts are checked against its peers': a mismatch is CHORUS_INVALID_USAGE
+ * on every rank. */
 chorus_result_t chorus_alltoallv(const void *sendbuf, const size_t *sendcounts,
                                  const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
                                  const size_t *rdispls, chorus_datatype_t type,

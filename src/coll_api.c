@@ -123,9 +123,16 @@ static chorus_result_t check_alltoallv(chorus_comm_t comm, const struct coll_arg
     }
     CHORUS_CHECK(need_buf(w, "sendbuf", a->sendbuf, sbytes));
     CHORUS_CHECK(need_buf(w, "recvbuf", a->recvbuf, rbytes));
-    if (a->sendbuf && a->sendbuf == a->recvbuf && sbytes)
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: in-place (sendbuf == recvbuf) is not "
-                          "supported", w);
+    if (a->sendbuf && a->sendbuf == a->recvbuf) {
+        /* In place (as MPI_IN_PLACE): each block is read and then overwritten
+         * where it lies, so both layouts must be the same. */
+        for (int q = 0; q < comm->nranks; q++)
+            if (a->sendcounts[q] != a->recvcounts[q] || a->sdispls[q] != a->rdispls[q])
+                return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: in place (sendbuf == recvbuf) "
+                                  "needs sendcounts == recvcounts and sdispls == rdispls; they "
+                                  "differ for rank %d", w, q);
+        return CHORUS_SUCCESS;
+    }
     return check_overlap(w, a->sendbuf, sbytes, a->recvbuf, rbytes, NULL);
 }
 

@@ -163,6 +163,14 @@ static int op_alloc(op_t *o, tu_buf_t *b, size_t elems, size_t misalign)
     return 0;
 }
 
+/* Failures are reported with the case and counted by category. */
+static void op_context(const op_t *o)
+{
+    tu_set_case("%s", o->desc);
+    tu_set_category("%s inplace=%d mode=%s", coll_names[o->coll], o->inplace,
+                    mode_names[o->mode]);
+}
+
 /* Returns 0 if ready to start. */
 static int op_prepare(op_t *o)
 {
@@ -180,7 +188,7 @@ static int op_prepare(op_t *o)
              coll_names[o->coll], tu_type_name(o->type), tu_op_name(o->op), o->count,
              o->inplace, o->root, mode_names[o->mode], ms, mr,
              o->null_recv ? " recvbuf=NULL(non-root)" : "", n, (unsigned long long)case_no);
-    tu_set_case("%s", o->desc);
+    op_context(o);
     size_t c = o->count, N = (size_t)n;
     int op = o->op;
     switch (o->coll) {
@@ -330,7 +338,7 @@ static chorus_result_t op_start(op_t *o, int nonblocking)
 
 static void note_error(op_t *o, const char *what, chorus_result_t r)
 {
-    tu_set_case("%s", o->desc);
+    op_context(o);
     tu_check_res_at(__FILE__, __LINE__, what, r, CHORUS_SUCCESS);
     comm_broken = 1;
 }
@@ -357,7 +365,7 @@ static chorus_result_t poll_until_done(chorus_request_t *req)
 
 static void op_check(op_t *o)
 {
-    tu_set_case("%s", o->desc);
+    op_context(o);
     size_t c = o->count, N = (size_t)n;
     char what[96];
     if (o->res != CHORUS_SUCCESS)

@@ -6,7 +6,8 @@
  * and at every distance, and count mismatches (an error on the receiver, no
  * hang on the sender).
  *
- * Usage: mpirun -np N test_p2p [--quick] [-v]   (N >= 2)
+ * Usage: mpirun -np N test_p2p [--quick] [--small] [-v]   (N >= 2)
+ *   --quick: 16 MiB messages on some pairs only; --small: at most 300 KB
  * Rank 0 ends with "ok test_p2p np=N: K checks" or "FAIL ...".
  */
 #define _GNU_SOURCE
@@ -20,7 +21,7 @@
 #include "chorus_mpi.h"
 #include "test_util.h"
 
-static int me, n, quick;
+static int me, n, quick, small; /* small: messages up to 300 KB (valgrind) */
 static chorus_comm_t comm;
 static uint64_t g_seed = 0x9292;
 
@@ -100,6 +101,8 @@ static void test_pairs(void)
                     size_t bytes = sizes[k];
                     if (quick && bytes > ((size_t)2 << 20) && (a + b) % 3)
                         bytes = (size_t)2 << 20; /* 16 MiB on some pairs only */
+                    if (small && bytes > 300000)
+                        bytes = 300000;
                     msg_t m = make_msg(bytes, tu_hash(g_seed, (uint64_t)(a * n + b), k), a);
                     tu_set_case("send/recv %d -> %d, message %zu: %zu x %s (%zu bytes)", a, b, k,
                                 m.count, tu_type_name(m.type), bytes);
@@ -206,6 +209,8 @@ static void test_sendrecv(void)
     double t0 = tu_now();
     uint64_t salt = 1;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        if (small && sizes[k] > 300000)
+            continue;
         sendrecv_shift(1, sizes[k], salt++);     /* right */
         sendrecv_shift(n - 1, sizes[k], salt++); /* left */
     }
@@ -292,6 +297,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--small"))
+            small = 1;
         else if (!strcmp(argv[i], "-v"))
             tu_verbose = 1;
     }

@@ -19,6 +19,7 @@ long long tu_fails = 0;
 int tu_verbose = 0;
 
 static char case_text[512] = "(no case)";
+static char category[128];
 static int prints_left = TU_MAX_PRINTS;
 
 void tu_init(void)
@@ -41,6 +42,7 @@ void tu_set_case(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(case_text, sizeof case_text, fmt, ap);
     va_end(ap);
+    category[0] = '\0';
     if (tu_verbose && tu_rank == 0) {
         printf("[rank 0] case: %s\n", case_text);
         fflush(stdout);
@@ -49,11 +51,45 @@ void tu_set_case(const char *fmt, ...)
 
 const char *tu_case(void) { return case_text; }
 
+/* Failures are counted per category (set by tu_set_category; "" if none):
+ * the first TU_MAX_PRINTS of the default category and the first
+ * TU_PRINTS_PER_CATEGORY of any other are printed in full. */
+#define TU_MAX_CATEGORIES 64
+#define TU_PRINTS_PER_CATEGORY 3
+static struct {
+    char name[128];
+    long long fails;
+} cats[TU_MAX_CATEGORIES];
+static int ncats;
+static int total_prints;
+
+void tu_set_category(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(category, sizeof category, fmt, ap);
+    va_end(ap);
+}
+
 void tu_fail_at(const char *file, int line, const char *fmt, ...)
 {
     tu_fails++;
-    if (prints_left <= 0)
+    int c;
+    for (c = 0; c < ncats; c++)
+        if (!strcmp(cats[c].name, category))
+            break;
+    if (c == ncats && ncats < TU_MAX_CATEGORIES) {
+        snprintf(cats[c].name, sizeof cats[c].name, "%s", category);
+        cats[c].fails = 0;
+        ncats++;
+    }
+    long long nth = 0;
+    if (c < ncats)
+        nth = ++cats[c].fails;
+    int limit = category[0] ? TU_PRINTS_PER_CATEGORY : TU_MAX_PRINTS;
+    if (nth > limit || total_prints >= 4 * TU_MAX_PRINTS || prints_left <= 0)
         return;
+    total_prints++;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -62,8 +98,9 @@ void tu_fail_at(const char *file, int line, const char *fmt, ...)
     const char *base = strrchr(file, '/');
     printf("[rank %d] FAIL %s: %s (%s:%d)\n", tu_rank, case_text, msg, base ? base + 1 : file,
            line);
-    if (--prints_left == 0)
-        printf("[rank %d] further failures of this rank are counted, not printed\n", tu_rank);
+    if (nth == limit)
+        printf("[rank %d] further failures of category \"%s\" are counted, not printed\n",
+               tu_rank, category);
     fflush(stdout);
 }
 
@@ -103,6 +140,12 @@ void tu_log(const char *fmt, ...)
 
 int tu_summary(const char *name)
 {
+    if (tu_fails) {
+        for (int c = 0; c < ncats; c++)
+            printf("[rank %d] %lld failures in %s\n", tu_rank, cats[c].fails,
+                   cats[c].name[0] ? cats[c].name : "(other checks)");
+        fflush(stdout);
+    }
     long long v[2] = {tu_checks, tu_fails};
     tu_allreduce_ll(v, 2, MPI_SUM, MPI_COMM_WORLD);
     if (tu_rank == 0) {
