@@ -12,8 +12,8 @@
  *      block of Chorus out-of-place, Chorus in-place and the MPI collective
  *      (the starting variant rotates), each block starting from an
  *      MPI_Barrier, so slow phases of the machine hit every variant alike.
- *      Short collectives get fewer rounds (blocks of at least 2 ms), so the
- *      barrier's uneven exit does not weigh on them.
+ *      Collectives shorter than 1 ms make one untimed call after the barrier,
+ *      so the ranks' uneven exit from it does not weigh on the timed calls.
  *      A rank's time is its block times summed over rounds / iterations; ranks
  *      are then combined per -a (like nccl-tests: average by default).
  */
@@ -30,6 +30,7 @@
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,7 @@ extern char **environ;
 #define PERF_GUARD_BYTES 4096  /* checked before and after every receive buffer */
 #define PERF_POISON 0xA5       /* fill of guards and of elements a call must not write */
 #define PERF_MAX_ROUNDS 5      /* timing rounds per size (fewer if -n is smaller) */
-#define PERF_MIN_BLOCK_S 0.002 /* ... and fewer if blocks would be shorter than this */
+#define PERF_SYNC_CALL_BELOW_S 0.001 /* collectives shorter: an untimed call starts each block */
 #define PERF_PROGRESS_AFTER_S 10.0 /* auto progress off a tty: once a sweep runs this long */
 
 /* ---- types and ops --------------------------------------------------------- */
@@ -61,20 +62,21 @@ typedef struct {
     int is_signed;
     /* Every integer of magnitude <= exact_max is held exactly (and is in range). */
     double exact_max;
-    double eps; /* floats: machine epsilon, scales the check tolerance */
+    double eps;              /* floats: machine epsilon, scales the check tolerance */
+    double min_val, max_val; /* integers: the range (beyond it values wrap) */
 } perf_type_info_t;
 
 static const perf_type_info_t type_info[CHORUS_NUM_TYPES] = {
-    [CHORUS_INT8] = {"int8", "i8 char", 0, 1, 127.0, 0},
-    [CHORUS_UINT8] = {"uint8", "u8", 0, 0, 255.0, 0},
-    [CHORUS_INT32] = {"int32", "i32 int", 0, 1, 2147483647.0, 0},
-    [CHORUS_UINT32] = {"uint32", "u32", 0, 0, 4294967295.0, 0},
-    [CHORUS_INT64] = {"int64", "i64", 0, 1, 4503599627370496.0 /* 2^52 */, 0},
-    [CHORUS_UINT64] = {"uint64", "u64", 0, 0, 9007199254740992.0 /* 2^53 */, 0},
-    [CHORUS_FLOAT16] = {"half", "float16 fp16 f16", 1, 1, 2048.0, 0x1p-10},
-    [CHORUS_BFLOAT16] = {"bfloat16", "bf16", 1, 1, 256.0, 0x1p-7},
-    [CHORUS_FLOAT32] = {"float", "float32 fp32 f32", 1, 1, 16777216.0, 0x1p-23},
-    [CHORUS_FLOAT64] = {"double", "float64 fp64 f64", 1, 1, 4503599627370496.0, 0x1p-52},
+    [CHORUS_INT8] = {"int8", "i8 char", 0, 1, 127.0, 0, -0x1p7, 0x1p7 - 1},
+    [CHORUS_UINT8] = {"uint8", "u8", 0, 0, 255.0, 0, 0, 0x1p8 - 1},
+    [CHORUS_INT32] = {"int32", "i32 int", 0, 1, 2147483647.0, 0, -0x1p31, 0x1p31 - 1},
+    [CHORUS_UINT32] = {"uint32", "u32", 0, 0, 4294967295.0, 0, 0, 0x1p32 - 1},
+    [CHORUS_INT64] = {"int64", "i64", 0, 1, 0x1p52, 0, -0x1p63, 0x1p63},
+    [CHORUS_UINT64] = {"uint64", "u64", 0, 0, 0x1p53, 0, 0, 0x1p64},
+    [CHORUS_FLOAT16] = {"half", "float16 fp16 f16", 1, 1, 2048.0, 0x1p-10, 0, 0},
+    [CHORUS_BFLOAT16] = {"bfloat16", "bf16", 1, 1, 256.0, 0x1p-7, 0, 0},
+    [CHORUS_FLOAT32] = {"float", "float32 fp32 f32", 1, 1, 0x1p24, 0x1p-23, 0, 0},
+    [CHORUS_FLOAT64] = {"double", "float64 fp64 f64", 1, 1, 0x1p52, 0x1p-52, 0, 0},
 };
 
 static const char *const op_names[CHORUS_NUM_OPS] = {
@@ -175,8 +177,10 @@ static float bf16_to_float(uint16_t b)
 }
 
 /* Stores an integer-valued (or, for floats, any) double; integers wrap like
- * two's complement would. */
-static void store_elem(chorus_datatype_t t, void *buf, size_t i, double v)
+ * two's complement would. Always inlined: the block loops below call it with
+ * a constant type, so the switch folds away. */
+static inline __attribute__((always_inline)) void store_elem(chorus_datatype_t t, void *buf,
+                                                             size_t i, double v)
 {
     unsigned char *p = buf;
     switch (t) {
@@ -198,7 +202,8 @@ static void store_elem(chorus_datatype_t t, void *buf, size_t i, double v)
     }
 }
 
-static double load_elem(chorus_datatype_t t, const void *buf, size_t i)
+static inline __attribute__((always_inline)) double load_elem(chorus_datatype_t t,
+                                                              const void *buf, size_t i)
 {
     const unsigned char *p = buf;
     switch (t) {
@@ -216,9 +221,46 @@ static double load_elem(chorus_datatype_t t, const void *buf, size_t i)
     }
 }
 
+#define PERF_BLOCK 1024 /* elements converted per block when filling and checking */
+
+#define PERF_EACH_TYPE(CASE)                                                              \
+    CASE(CHORUS_INT8) CASE(CHORUS_UINT8) CASE(CHORUS_INT32) CASE(CHORUS_UINT32)           \
+    CASE(CHORUS_INT64) CASE(CHORUS_UINT64) CASE(CHORUS_FLOAT16) CASE(CHORUS_BFLOAT16)     \
+    CASE(CHORUS_FLOAT32) CASE(CHORUS_FLOAT64)
+
+/* buf[first + k] = v[k] for k < n */
+static void store_block(chorus_datatype_t t, void *buf, size_t first, const double *v, size_t n)
+{
+#define STORE_CASE(T)                           \
+    case T:                                     \
+        for (size_t k = 0; k < n; k++)          \
+            store_elem(T, buf, first + k, v[k]); \
+        break;
+    switch (t) {
+        PERF_EACH_TYPE(STORE_CASE)
+    default: break;
+    }
+#undef STORE_CASE
+}
+
+/* v[k] = buf[first + k] for k < n */
+static void load_block(chorus_datatype_t t, const void *buf, size_t first, double *v, size_t n)
+{
+#define LOAD_CASE(T)                           \
+    case T:                                    \
+        for (size_t k = 0; k < n; k++)         \
+            v[k] = load_elem(T, buf, first + k); \
+        break;
+    switch (t) {
+        PERF_EACH_TYPE(LOAD_CASE)
+    default: break;
+    }
+#undef LOAD_CASE
+}
+
 /* ---- input patterns and expected values ------------------------------------ */
 
-static uint64_t mix(int rank, size_t i)
+static inline uint64_t mix(int rank, size_t i)
 {
     uint64_t x = ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)rank + 1) * 0xC2B2AE3D27D4EB4Full;
     x ^= x >> 31;
@@ -227,10 +269,12 @@ static uint64_t mix(int rank, size_t i)
     return x;
 }
 
-/* Value ranges. Data movement and min/max: every integer the type holds
- * exactly. sum/avg: magnitudes up to exact_max / nranks, so the sum over all
- * ranks is exact in any order (floats too). prod: +-1 and +-2 with at most
- * three 2s per element across ranks, so products stay tiny and exact. */
+/* Value ranges: lo + (hash & mask), a power-of-two span within what the
+ * type holds exactly (mask, not modulo: filling a 1 GB buffer stays fast).
+ * Data movement and min/max: up to every integer the type holds exactly.
+ * sum/avg: magnitudes up to exact_max / nranks, so the sum over all ranks is
+ * exact in any order (floats too). prod: +-1 and +-2 with at most three 2s
+ * per element across ranks, so products stay tiny and exact. */
 static void set_pattern(perf_case_t *c, int reduces)
 {
     const perf_type_info_t *ti = &type_info[c->type];
@@ -241,26 +285,33 @@ static void set_pattern(perf_case_t *c, int reduces)
         if (m < 1)
             m = 1;
     }
-    c->pat_hi = m;
-    c->pat_lo = ti->is_signed ? -m : 0;
+    double span = ti->is_signed ? 2 * m + 1 : m + 1, pow2 = 1;
+    while (pow2 * 2 <= span)
+        pow2 *= 2;
+    c->pat_mask = (uint64_t)pow2 - 1;
+    c->pat_lo = ti->is_signed ? -pow2 / 2 : 0;
 }
 
-double perf_input_value(const perf_case_t *c, int rank, size_t i)
+static inline double input_value(const perf_case_t *c, int rank, size_t i)
 {
     uint64_t h = mix(rank, i);
     if (c->pat_prod) {
         double v = (((size_t)rank + i) % (size_t)c->nranks < 3 && (h & 1)) ? 2.0 : 1.0;
         return (c->pat_lo < 0 && (h >> 1) % 5 == 0) ? -v : v;
     }
-    uint64_t span = (uint64_t)(c->pat_hi - c->pat_lo) + 1;
-    return c->pat_lo + (double)(h % span);
+    return c->pat_lo + (double)(h & c->pat_mask);
+}
+
+double perf_input_value(const perf_case_t *c, int rank, size_t i)
+{
+    return input_value(c, rank, i);
 }
 
 double perf_reduce_value(const perf_case_t *c, size_t i)
 {
-    double acc = perf_input_value(c, 0, i);
+    double acc = input_value(c, 0, i);
     for (int r = 1; r < c->nranks; r++) {
-        double v = perf_input_value(c, r, i);
+        double v = input_value(c, r, i);
         switch (c->op) {
         case CHORUS_PROD: acc *= v; break;
         case CHORUS_MIN: acc = v < acc ? v : acc; break;
@@ -296,10 +347,12 @@ typedef struct {
 
 static void usage(FILE *f, const char *prog, const perf_coll_t *coll)
 {
+    const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
     fprintf(f,
         "Usage: mpirun -np N %s [options]\n"
-        "Times %s against %s over a range of sizes and checks the results.\n"
-        "Sizes take K, M, G suffixes (powers of 1024). S, the size column, is %s.\n"
+        "Times %s, and %s on the same buffers, over a range\n"
+        "of sizes, and checks the results. Sizes take K, M, G suffixes (powers of 1024).\n"
+        "The size column S is %s.\n"
         "  -b, --minbytes <size>      smallest size (default 32M)\n"
         "  -e, --maxbytes <size>      largest size (default 32M)\n"
         "  -f, --stepfactor <x>       multiply the size by x (> 1) at each step (default 2)\n"
@@ -311,22 +364,23 @@ static void usage(FILE *f, const char *prog, const perf_coll_t *coll)
         "  -d, --datatype <t[,t]|all> int8 uint8 int32 uint32 int64 uint64 half bfloat16\n"
         "                             float double; also float32 fp16 bf16 ... (default float)\n"
         "  -r, --root <rank>          root rank (default 0)%s\n"
-        "  -a, --average <0|1|2|3>    combine each rank's time: 0 rank 0's, 1 average,\n"
+        "  -a, --average <0|1|2|3>    combine the ranks' times: 0 rank 0's, 1 average,\n"
         "                             2 minimum, 3 maximum (default 1, as nccl-tests)\n"
-        "  -m, --mpi <0|1>            also time %s on the same buffers, interleaved\n"
-        "                             with Chorus (default 1)\n"
+        "  -m, --mpi <0|1>            time the MPI collective too, interleaved with Chorus\n"
+        "                             (default 1); n/a for avg, and for half and bfloat16\n"
+        "                             reductions, which MPI does not have\n"
         "  -p, --progress <0|1>       progress on stderr (default: on a terminal, or once\n"
         "                             a sweep has run %.0f s)\n"
         "  -J, --json <file>          write every row as JSON to file (rank 0)\n"
         "  -T, --timeout <s>          abort if one size takes longer than s seconds (0: never)\n"
         "  -h, --help                 this text\n"
-        "Exit status: 0 ok; 1 wrong or out-of-bounds values; 2 bad options; 3 a call failed;\n"
-        "4 timeout.\n",
-        prog, coll->chorus_call, coll->mpi_call,
-        coll->whole_buffer ? "the whole buffer of all ranks (count per rank = S/typesize/N)"
+        "Exit status: 0 ok; 1 wrong or out-of-bounds values; 2 bad options; 3 a call\n"
+        "failed; 4 timeout.\n",
+        base, coll->chorus_call, coll->mpi_call,
+        coll->whole_buffer ? "the whole buffer of all ranks (count per rank = S / typesize / N)"
                            : "count x typesize",
-        coll->has_op ? "" : " (ignored: no op)", coll->has_root ? "" : " (ignored: no root)",
-        coll->mpi_call, PERF_PROGRESS_AFTER_S);
+        coll->has_op ? "" : " (no op: ignored)", coll->has_root ? "" : " (no root: ignored)",
+        PERF_PROGRESS_AFTER_S);
 }
 
 /* "256M", "1G", "8", "64KiB" -> bytes. Returns 0 and sets *out, or -1. */
@@ -662,8 +716,13 @@ static size_t ip_extent(const perf_case_t *c)
 
 static void fill_input(const perf_case_t *c, void *buf)
 {
-    for (size_t i = 0; i < c->send_elems; i++)
-        store_elem(c->type, buf, i, perf_input_value(c, c->rank, i));
+    double v[PERF_BLOCK];
+    for (size_t i = 0; i < c->send_elems; i += PERF_BLOCK) {
+        size_t n = c->send_elems - i < PERF_BLOCK ? c->send_elems - i : PERF_BLOCK;
+        for (size_t k = 0; k < n; k++)
+            v[k] = input_value(c, c->rank, i + k);
+        store_block(c->type, buf, i, v, n);
+    }
 }
 
 static void poison_guards(unsigned char *buf, size_t extent)
@@ -688,13 +747,17 @@ static int is_poison(const unsigned char *p, size_t n)
     return 1;
 }
 
-static int same_value(const perf_case_t *c, const void *buf, size_t i, double want, double rel_tol)
+/* Integers: equal once want wraps like the type; floats: within rel_tol. */
+static inline int same_value(chorus_datatype_t t, double got, double want, double rel_tol)
 {
-    double got = load_elem(c->type, buf, i);
-    if (!type_info[c->type].is_float) {
-        unsigned char tmp[8];
-        store_elem(c->type, tmp, 0, want); /* the expected value, wrapped like the type */
-        return got == load_elem(c->type, tmp, 0);
+    const perf_type_info_t *ti = &type_info[t];
+    if (!ti->is_float) {
+        if (want < ti->min_val || want > ti->max_val) {
+            unsigned char tmp[8];
+            store_elem(t, tmp, 0, want);
+            want = load_elem(t, tmp, 0);
+        }
+        return got == want;
     }
     return got == want || fabs(got - want) <= rel_tol * fabs(want); /* NaN never matches */
 }
@@ -705,22 +768,51 @@ static int same_value(const perf_case_t *c, const void *buf, size_t i, double wa
 static void check_output(const perf_ctx_t *x, const perf_case_t *c, const unsigned char *buf,
                          int in_place, unsigned long long *wrong, unsigned long long *oob)
 {
+    enum { WRITTEN, KEPT_INPUT, UNTOUCHED };
     size_t ts = c->type_size;
     size_t out_off = in_place ? c->ip_recv_off : 0, in_off = c->ip_send_off;
     /* Results are exact except for avg (one rounding) and, in general, the
      * summation order: allow a few ulps, more with more ranks. */
     double tol = x->coll->reduces_values ? type_info[c->type].eps * (c->nranks > 2 ? c->nranks : 2) : 0;
-    for (size_t i = 0; i < c->recv_elems; i++) {
-        double want;
-        size_t j = out_off + i;
-        if (x->coll->expected(c, i, &want)) {
-            *wrong += !same_value(c, buf, j, want, tol);
-        } else if (in_place && j >= in_off && j < in_off + c->send_elems) {
-            *oob += !same_value(c, buf, j, perf_input_value(c, c->rank, j - in_off), 0);
-        } else {
-            *oob += !is_poison(buf + j * ts, ts);
+    double got[PERF_BLOCK], want[PERF_BLOCK];
+    unsigned char kind[PERF_BLOCK];
+    for (size_t i = 0; i < c->recv_elems; i += PERF_BLOCK) {
+        size_t n = c->recv_elems - i < PERF_BLOCK ? c->recv_elems - i : PERF_BLOCK;
+        load_block(c->type, buf, out_off + i, got, n);
+        for (size_t k = 0; k < n; k++) {
+            size_t j = out_off + i + k;
+            if (x->coll->expected(c, i + k, &want[k])) {
+                kind[k] = WRITTEN;
+            } else if (in_place && j >= in_off && j < in_off + c->send_elems) {
+                kind[k] = KEPT_INPUT;
+                want[k] = input_value(c, c->rank, j - in_off);
+            } else {
+                kind[k] = UNTOUCHED;
+            }
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (kind[k] == WRITTEN)
+                *wrong += !same_value(c->type, got[k], want[k], tol);
+            else if (kind[k] == KEPT_INPUT)
+                *oob += !same_value(c->type, got[k], want[k], 0);
+            else
+                *oob += !is_poison(buf + (out_off + i + k) * ts, ts);
         }
     }
+}
+
+/* Elements of the (const) input that the call changed. */
+static unsigned long long check_input_kept(const perf_case_t *c, const void *buf)
+{
+    double got[PERF_BLOCK];
+    unsigned long long bad = 0;
+    for (size_t i = 0; i < c->send_elems; i += PERF_BLOCK) {
+        size_t n = c->send_elems - i < PERF_BLOCK ? c->send_elems - i : PERF_BLOCK;
+        load_block(c->type, buf, i, got, n);
+        for (size_t k = 0; k < n; k++)
+            bad += !same_value(c->type, got[k], input_value(c, c->rank, i + k), 0);
+    }
+    return bad;
 }
 
 /* One checked out-of-place and one checked in-place call. */
@@ -734,8 +826,7 @@ static void check_case(const perf_ctx_t *x, const perf_case_t *c, unsigned long 
     run_variant(x, c, V_OOP);
     check_output(x, c, x->recv, 0, &wrong[0], oob);
     *oob += count_guards(x->recv, rbytes);
-    for (size_t i = 0; i < c->send_elems; i++) /* the input is const */
-        wrong[0] += !same_value(c, x->send, i, perf_input_value(c, c->rank, i), 0);
+    wrong[0] += check_input_kept(c, x->send);
 
     if (!x->coll->has_in_place)
         return;
@@ -748,28 +839,25 @@ static void check_case(const perf_ctx_t *x, const perf_case_t *c, unsigned long 
     *oob += count_guards(x->recv, ext);
 }
 
-/* How many rounds the timed iterations are split into: each block should
- * last PERF_MIN_BLOCK_S at least, or the barrier before it (whose ranks leave
- * at slightly different times) weighs on short collectives. Judged from the
- * slowest warm-up of any variant on any rank, so all ranks agree. */
-static int choose_rounds(const perf_ctx_t *x, double warm_secs_per_iter)
+/* Whether each timed block starts with one untimed call. Ranks leave the
+ * barrier before a block at slightly different times (about a microsecond);
+ * a first collective absorbs that skew, and for short collectives it would
+ * otherwise weigh on the timed ones. Long collectives (judged from the
+ * slowest warm-up of any variant on any rank, so every rank agrees) skip it. */
+static int sync_call_needed(const perf_ctx_t *x, double warm_secs_per_iter)
 {
-    int iters = x->opt.iters, rounds = iters < PERF_MAX_ROUNDS ? iters : PERF_MAX_ROUNDS;
     double t;
     if (x->opt.warmup == 0)
-        return rounds;
+        return 1;
     MPI_Allreduce(&warm_secs_per_iter, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    double fit = floor(t * iters / PERF_MIN_BLOCK_S);
-    if (fit < rounds)
-        rounds = fit < 1 ? 1 : (int)fit;
-    return rounds;
+    return t < PERF_SYNC_CALL_BELOW_S;
 }
 
 /* Per-iteration seconds of each variant on this rank (0 if not run). */
 static void time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_COUNT],
                       double secs[V_COUNT])
 {
-    int iters = x->opt.iters;
+    int iters = x->opt.iters, rounds = iters < PERF_MAX_ROUNDS ? iters : PERF_MAX_ROUNDS;
     double warm = 0;
     for (int v = 0; v < V_COUNT; v++) {
         secs[v] = 0;
@@ -782,7 +870,7 @@ static void time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V
         double t = x->opt.warmup ? (now_s() - t0) / x->opt.warmup : 0;
         warm = t > warm ? t : warm;
     }
-    int rounds = choose_rounds(x, warm);
+    int sync_call = sync_call_needed(x, warm);
     for (int r = 0; r < rounds; r++) {
         int block = iters / rounds + (r < iters % rounds);
         for (int k = 0; k < V_COUNT; k++) {
@@ -790,6 +878,8 @@ static void time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V
             if (!run[v])
                 continue;
             MPI_Barrier(MPI_COMM_WORLD);
+            if (sync_call)
+                run_variant(x, c, v);
             double t0 = now_s();
             for (int it = 0; it < block; it++)
                 run_variant(x, c, v);
@@ -839,12 +929,37 @@ static const char *fmt_bytes(char *buf, size_t n, size_t b)
     return buf;
 }
 
-static void print_centered(const char *s, int width)
+/* A header line built piece by piece, printed without trailing blanks. */
+typedef struct {
+    char s[512];
+    size_t n;
+} perf_line_t;
+
+static void __attribute__((format(printf, 2, 3))) line_add(perf_line_t *l, const char *fmt, ...)
 {
-    int len = (int)strlen(s), left = (width - len) / 2;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(l->s + l->n, sizeof l->s - l->n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        l->n = l->n + (size_t)k < sizeof l->s ? l->n + (size_t)k : sizeof l->s - 1;
+}
+
+static void line_centered(perf_line_t *l, const char *text, int width)
+{
+    int len = (int)strlen(text), left = (width - len) / 2;
     if (left < 0)
         left = 0;
-    printf("%*s%s%*s", left, "", s, width - len - left > 0 ? width - len - left : 0, "");
+    line_add(l, "%*s%s%*s", left, "", text, width - len - left > 0 ? width - len - left : 0, "");
+}
+
+static void line_print(perf_line_t *l)
+{
+    while (l->n > 0 && l->s[l->n - 1] == ' ')
+        l->n--;
+    l->s[l->n] = '\0';
+    puts(l->s);
+    l->n = 0;
 }
 
 #define ROW_LEAD "%12s  %12s  %8s  %6s  %6s"
@@ -882,13 +997,12 @@ static void print_header(perf_ctx_t *x, const char *argv0)
            CHORUS_VERSION_MINOR, CHORUS_VERSION_PATCH,
            chorus_reduce_isa ? chorus_reduce_isa() : "(not reported)", lib);
     printf("# nRanks %d  minBytes %zu  maxBytes %zu  step: %s  warmup iters: %d  iters: %d"
-           "  rounds: <= %d (blocks >= %g ms)  validation: %d  time: %s over ranks\n",
+           "  rounds: %d  validation: %d  time: %s over ranks\n",
            x->nranks, o->min_bytes, o->max_bytes,
            o->step_factor > 1 ? (snprintf(b1, sizeof b1, "%g(factor)", o->step_factor), b1)
                               : (snprintf(b1, sizeof b1, "%s(bytes)",
                                           fmt_bytes(b2, sizeof b2, o->step_bytes)), b1),
-           o->warmup, o->iters, o->iters < PERF_MAX_ROUNDS ? o->iters : PERF_MAX_ROUNDS,
-           PERF_MIN_BLOCK_S * 1e3, o->check,
+           o->warmup, o->iters, o->iters < PERF_MAX_ROUNDS ? o->iters : PERF_MAX_ROUNDS, o->check,
            agg_names[o->agg]);
     int env_shown = 0;
     for (char **e = environ; *e; e++)
@@ -902,29 +1016,33 @@ static void print_header(perf_ctx_t *x, const char *argv0)
         printf("#  Rank %3d  Pid %7d  cpu %3d  on %s\n", r, all[r].pid, all[r].cpu, all[r].host);
     free(all);
     printf("#\n");
-    printf("# size: S in bytes (%s); count: the count argument of the call%s;\n",
-           coll->whole_buffer ? "whole buffer, all ranks" : "count x typesize",
-           coll->whole_buffer ? " (per rank)" : "");
+    printf("# size: S in bytes (%s); count: the count argument of %s;\n",
+           coll->whole_buffer ? "the whole buffer of all ranks" : "count x typesize",
+           coll->chorus_call);
     printf("# algbw = S / time; busbw = algbw x %s (GB = 1e9 B); #wrong: elements that differ\n",
            coll->busbw_factor(4) == 1.0 ? "1" : coll->busbw_factor(4) > 1.0 ? "2(n-1)/n" : "(n-1)/n");
     if (o->mpi)
         printf("# from the expected value; ratio = Chorus out-of-place busbw / MPI busbw.\n");
     else
         printf("# from the expected value.\n");
-    printf("#%*s", 51, "");
-    print_centered("out-of-place", 34);
-    print_centered(coll->has_in_place ? "in-place" : "in-place (n/a)", 34);
+    perf_line_t l = {.n = 0};
+    line_add(&l, "#%*s", 51, "");
+    line_centered(&l, "out-of-place", 34);
+    line_centered(&l, coll->has_in_place ? "in-place" : "in-place (n/a)", 34);
     if (o->mpi)
-        print_centered(coll->mpi_call, 26);
-    printf("\n#" "%11s  %12s  %8s  %6s  %6s", "size", "count", "type", "redop", "root");
-    printf(ROW_GROUP ROW_GROUP, "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
+        line_centered(&l, coll->mpi_call, 26);
+    line_print(&l);
+    line_add(&l, "#" "%11s  %12s  %8s  %6s  %6s", "size", "count", "type", "redop", "root");
+    line_add(&l, ROW_GROUP ROW_GROUP, "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw",
+             "#wrong");
     if (o->mpi)
-        printf(ROW_MPI, "time", "busbw", "ratio");
-    printf("\n#" "%11s  %12s  %8s  %6s  %6s", "(B)", "(elements)", "", "", "");
-    printf(ROW_GROUP ROW_GROUP, "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+        line_add(&l, ROW_MPI, "time", "busbw", "ratio");
+    line_print(&l);
+    line_add(&l, "#" "%11s  %12s  %8s  %6s  %6s", "(B)", "(elements)", "", "", "");
+    line_add(&l, ROW_GROUP ROW_GROUP, "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
     if (o->mpi)
-        printf(ROW_MPI, "(us)", "(GB/s)", "");
-    printf("\n");
+        line_add(&l, ROW_MPI, "(us)", "(GB/s)", "");
+    line_print(&l);
     fflush(stdout);
 }
 

@@ -36,7 +36,8 @@ typedef struct perf_case {
     size_t ip_send_off;      /* in place: where the input starts in the one buffer */
     size_t ip_recv_off;      /* in place: where the output starts in the one buffer */
     /* Private to perf_common.c: the input value range for this case. */
-    double pat_lo, pat_hi;
+    double pat_lo;
+    unsigned long long pat_mask;
     int pat_prod;
 } perf_case_t;
 

@@ -798,8 +798,8 @@ chorus_result_t chorus_bootstrap_root_create(chorus_unique_id_t *id)
         return res;
     }
     char s[CHORUS_SOCKADDR_STRLEN];
-    LOG_INFO(SUBSYS, "bootstrap root on %s (interface %s)", chorus_sockaddr_str(&bound, s, sizeof s),
-             ifname);
+    LOG_INFO(SUBSYS, "bootstrap root on %s (interface %s)",
+             chorus_sockaddr_str(&bound, s, sizeof s), ifname);
     return root_start(lfd, &bound, secret);
 }
 

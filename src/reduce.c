@@ -6,7 +6,10 @@
 
 #include "reduce.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#define REDUCE_X86 1
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +20,12 @@
 #include "reduce_impl.h"
 #include "tunables.h"
 
+/* What this CPU (and OS: __builtin_cpu_supports checks that the vector state
+ * is saved) can run, probed once. */
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static int have_avx2, have_avx512;
+
+#ifdef REDUCE_X86
 static int cpu_has_f16c(void)
 {
     unsigned a, b, c, d;
@@ -24,11 +33,6 @@ static int cpu_has_f16c(void)
         return 0;
     return (c & bit_F16C) != 0;
 }
-
-/* What this CPU (and OS: __builtin_cpu_supports checks that the vector state
- * is saved) can run, probed once. */
-static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
-static int have_avx2, have_avx512;
 
 static void detect(void)
 {
@@ -38,6 +42,9 @@ static void detect(void)
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                   __builtin_cpu_supports("avx512dq");
 }
+#else
+static void detect(void) {}
+#endif
 
 /* The kernel set named isa if this CPU can run it, else NULL. */
 static const struct reduce_kernel_table *table_by_name(const char *isa)

@@ -22,7 +22,10 @@ const char *chorus_reduce_isa(void);
  * - FLOAT16 and BFLOAT16 accumulate in float32 across all sources and round
  *   once to nearest-even at the end (NaN stays NaN, overflow gives inf).
  * - Integers wrap on overflow (two's complement), never undefined behaviour.
- * - MIN/MAX on floats: if any input is NaN the result is NaN.
+ * - MIN/MAX on floats: if any input is NaN the result is that NaN (quieted).
+ *   SUM/PROD/AVG producing NaN return the canonical quiet NaN of the type,
+ *   so every kernel set (and every compiler) gives identical bits.
+ * - avg_div < 1 is treated as 1.
  * - dst may be identical to any source (exact aliasing), but must not
  *   partially overlap one. Pointers need no particular alignment.
  * - nsrc >= 1; nsrc == 1 copies (and divides for AVG).

@@ -5,10 +5,12 @@
 #include "config.h"
 #endif
 
-#include <immintrin.h>
 #include <stdint.h>
 
 #include "reduce_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
 
 /* FMA deliberately not enabled: results must match the scalar set exactly. */
 #define A2_ATTR __attribute__((target("avx2,f16c")))
@@ -295,3 +297,7 @@ const struct reduce_kernel_table reduce_kernels_avx2 = {
         A2_ROW_ALL_(FLOAT64),
     },
 };
+
+#else /* not x86: never selected (reduce.c reports it unsupported) */
+const struct reduce_kernel_table reduce_kernels_avx2 = {"avx2", {{0}}};
+#endif

@@ -6,10 +6,12 @@
 #include "config.h"
 #endif
 
-#include <immintrin.h>
 #include <stdint.h>
 
 #include "reduce_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
 
 /* FMA deliberately not enabled: results must match the scalar set exactly. */
 #define A5_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,f16c"
@@ -269,3 +271,7 @@ const struct reduce_kernel_table reduce_kernels_avx512 = {
         A5_ROW_(FLOAT64, avx512_FLOAT64_AVG),
     },
 };
+
+#else /* not x86: never selected (reduce.c reports it unsupported) */
+const struct reduce_kernel_table reduce_kernels_avx512 = {"avx512", {{0}}};
+#endif

@@ -162,7 +162,7 @@ static inline uint16_t reduce_float_to_bf16(float f)
 
 /* One pass over [lo, hi) (hi - lo a multiple of TY_N):
  * in_acc: start from acc[] instead of srcs[0]; out_acc: write acc[] (no final
- * divide) instead of dst. Unrolled 4 vectors deep; all sources of a position
+ * divide) instead of dst. SIMD sets go 4 vectors deep; all sources of a position
  * are read before dst is written, so exact aliasing of dst is safe. */
 #define REDUCE_DEFINE_PASS_(ATTR, PFX, TY, NAME, OP, FIN)                                          \
     ATTR REDUCE_INLINE void PFX##_##TY##_##NAME##_pass(                                            \
@@ -178,7 +178,9 @@ static inline uint16_t reduce_float_to_bf16(float f)
         const size_t va = (size_t)R_##TY##_N * sizeof(R_##TY##_A);    /* same, accumulator */      \
         size_t len = hi - lo, j = 0;                                                               \
         (void)dv;                                                                                  \
-        for (; j + 4 * (size_t)R_##TY##_N <= len; j += 4 * (size_t)R_##TY##_N) {                   \
+        /* (the scalar set, N == 1, leaves unrolling to the compiler) */                      \
+        for (; R_##TY##_N > 1 && j + 4 * (size_t)R_##TY##_N <= len;                                \
+             j += 4 * (size_t)R_##TY##_N) {                                                        \
             size_t o = j * R_##TY##_SZ, oa = j * sizeof(R_##TY##_A);                               \
             R_##TY##_V a0, a1, a2, a3;                                                             \
             int k = 0;                                                                             \
@@ -239,7 +241,8 @@ static inline uint16_t reduce_float_to_bf16(float f)
 /* Defines the kernel PFX_TY_OP (storage class STORAGE) for op OP (SUM, PROD,
  * MIN, MAX; AVG is SUM then TY_DIV). Elements past the last whole vector go
  * to the scalar kernel, which gives bit-identical results. */
-#define REDUCE_DEFINE_KERNEL_(STORAGE, ATTR, PFX, TY, NAME, OP, FIN)                               \
+#define                                                                                            \
+    REDUCE_DEFINE_KERNEL_(STORAGE, ATTR, PFX, TY, NAME, OP, FIN)                               \
     REDUCE_DEFINE_PASS_(ATTR, PFX, TY, NAME, OP, FIN)                                              \
     ATTR STORAGE void PFX##_##TY##_##NAME(void *dstv, const void *const *srcs, int nsrc,           \
                                           size_t begin, size_t end, int avg_div)                   \
@@ -268,10 +271,15 @@ static inline uint16_t reduce_float_to_bf16(float f)
     }
 
 /* The five ops of a type, all vectorised. */
-#define REDUCE_DEFINE_SUM(S, A, P, TY) REDUCE_DEFINE_KERNEL_(S, A, P, TY, SUM, SUM, REDUCE_FIN_CANON_)
-#define REDUCE_DEFINE_PROD(S, A, P, TY) REDUCE_DEFINE_KERNEL_(S, A, P, TY, PROD, PROD, REDUCE_FIN_CANON_)
-#define REDUCE_DEFINE_MIN(S, A, P, TY) REDUCE_DEFINE_KERNEL_(S, A, P, TY, MIN, MIN, REDUCE_FIN_NONE_)
-#define REDUCE_DEFINE_MAX(S, A, P, TY) REDUCE_DEFINE_KERNEL_(S, A, P, TY, MAX, MAX, REDUCE_FIN_NONE_)
-#define REDUCE_DEFINE_AVG(S, A, P, TY) REDUCE_DEFINE_KERNEL_(S, A, P, TY, AVG, SUM, REDUCE_FIN_DIV_)
+#define REDUCE_DEFINE_SUM(S, A, P, TY)                                                             \
+    REDUCE_DEFINE_KERNEL_(S, A, P, TY, SUM, SUM, REDUCE_FIN_CANON_)
+#define REDUCE_DEFINE_PROD(S, A, P, TY)                                                            \
+    REDUCE_DEFINE_KERNEL_(S, A, P, TY, PROD, PROD, REDUCE_FIN_CANON_)
+#define REDUCE_DEFINE_MIN(S, A, P, TY)                                                             \
+    REDUCE_DEFINE_KERNEL_(S, A, P, TY, MIN, MIN, REDUCE_FIN_NONE_)
+#define REDUCE_DEFINE_MAX(S, A, P, TY)                                                             \
+    REDUCE_DEFINE_KERNEL_(S, A, P, TY, MAX, MAX, REDUCE_FIN_NONE_)
+#define REDUCE_DEFINE_AVG(S, A, P, TY)                                                             \
+    REDUCE_DEFINE_KERNEL_(S, A, P, TY, AVG, SUM, REDUCE_FIN_DIV_)
 
 #endif

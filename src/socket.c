@@ -576,8 +576,9 @@ static chorus_result_t io_error(ssize_t code, int sending, const char *peer, siz
                           peer, done, len);
     int e = (int)-code;
     if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH)
-        return CHORUS_ERR(CHORUS_REMOTE_ERROR, "connection to %s broke while %s (%zu of %zu bytes): %s",
-                          peer, sending ? "sending" : "receiving", done, len, strerror(e));
+        return CHORUS_ERR(CHORUS_REMOTE_ERROR,
+                          "connection to %s broke while %s (%zu of %zu bytes): %s", peer,
+                          sending ? "sending" : "receiving", done, len, strerror(e));
     return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "%s %s failed: %s", sending ? "send to" : "recv from",
                       peer, strerror(e));
 }

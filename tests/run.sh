@@ -16,6 +16,7 @@
 #   RUN_NO_BUILD=1         do not run make
 #   MPIRUN=path            the launcher (default: mpirun.mpich, mpiexec.hydra, mpirun)
 #   RUN_FILTER=regex       only tests whose name matches
+#   CHORUS_LOG_LEVEL       passed on (default here: error)
 set -u
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,8 @@ SCALE=${TEST_TIMEOUT_SCALE:-1}
 QUICK=${RUN_QUICK:-0}
 FILTER=${RUN_FILTER:-}
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/chorus-run.XXXXXX")
+# invalid-argument warnings of the bad-input tests would drown the output
+export CHORUS_LOG_LEVEL=${CHORUS_LOG_LEVEL:-error}
 passed=0
 failed=0
 failed_names=()

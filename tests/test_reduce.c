@@ -4,9 +4,10 @@
  * element counts and (mis)alignments are compared bit for bit with a
  * straightforward reference written here (NaN results of SUM/PROD/AVG are the
  * canonical quiet NaN; MIN/MAX return the NaN input), and the SIMD sets are
- * compared with the scalar set bit for bit. fp16/bf16 conversions are checked exhaustively and on random floats
- * against reference conversions that use a different method (ldexp/rint and
- * nearest-neighbour distances). Exit status is non-zero on any failure.
+ * compared with the scalar set bit for bit. fp16/bf16 conversions are
+ * checked exhaustively and on random floats against reference conversions
+ * that use a different method (ldexp/rint and nearest-neighbour distances).
+ * Exit status is non-zero on any failure.
  *
  * Usage: test_reduce [seed]
  */

@@ -496,7 +496,7 @@ uint64_t tu_gen(chorus_datatype_t t, int op, int nranks, uint64_t seed, int rank
         default: { /* AVG: the sum must not overflow */
             if (tu_type_is_signed(t)) {
                 uint64_t r = (mask >> 1) / n; /* |v| <= max / n */
-                return (uint64_t)((int64_t)pick(h, 2 * r + 1) - (int64_t)r) & mask;
+                return (pick(h, 2 * r + 1) - r) & mask; /* wraps: two's complement */
             }
             return pick(h, mask / n + (mask / n < mask ? 1 : 0));
         }
