@@ -7,7 +7,7 @@
  *   1. check (-c 1): one out-of-place and one in-place Chorus call on freshly
  *      filled inputs, compared element by element with values computed here;
  *      guard bytes around the receive buffer catch out-of-bounds writes;
- *   2. warm-up: -w calls of each variant;
+ *   2. warm-up: -w calls of each variant, more until 2 ms have passed;
  *   3. timing: the -n iterations are split into rounds; each round runs one
  *      block of Chorus out-of-place, Chorus in-place and the MPI collective
  *      (the starting variant rotates), each block starting from an
@@ -51,6 +51,8 @@ extern char **environ;
 #define PERF_POISON 0xA5       /* fill of guards and of elements a call must not write */
 #define PERF_MAX_ROUNDS 5      /* timing rounds per size (fewer if -n is smaller) */
 #define PERF_SYNC_CALL_BELOW_S 0.001 /* collectives shorter: an untimed call starts each block */
+#define PERF_WARMUP_MIN_S 0.002     /* warm-up goes on past -w calls until this long ... */
+#define PERF_WARMUP_MAX_CALLS 10000 /* ... or this many calls */
 #define PERF_PROGRESS_AFTER_S 10.0 /* auto progress off a tty: once a sweep runs this long */
 
 /* ---- types and ops --------------------------------------------------------- */
@@ -358,7 +360,8 @@ static void usage(FILE *f, const char *prog, const perf_coll_t *coll)
         "  -f, --stepfactor <x>       multiply the size by x (> 1) at each step (default 2)\n"
         "  -i, --stepbytes <size>     add this many bytes at each step instead\n"
         "  -n, --iters <n>            timed iterations per size (default 20)\n"
-        "  -w, --warmup_iters <n>     untimed iterations per size and variant (default 5)\n"
+        "  -w, --warmup_iters <n>     untimed iterations per size and variant (default 5;\n"
+        "                             repeated until 2 ms have passed; 0: no warm-up)\n"
         "  -c, --check <0|1>          check results and guard bytes (default 1)\n"
         "  -o, --op <op[,op]|all>     sum prod min max avg (default sum)%s\n"
         "  -d, --datatype <t[,t]|all> int8 uint8 int32 uint32 int64 uint64 half bfloat16\n"
@@ -853,6 +856,28 @@ static int sync_call_needed(const perf_ctx_t *x, double warm_secs_per_iter)
     return t < PERF_SYNC_CALL_BELOW_S;
 }
 
+/* At least -w calls, repeated while under PERF_WARMUP_MIN_S: some libraries
+ * (MPICH here) need far more than nccl-tests' 5 calls before a new size runs
+ * at speed, and a short warm-up would slant the comparison. Ranks agree on
+ * when to stop. Raises *secs_per_iter to the last round's time per call. */
+static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *secs_per_iter)
+{
+    int w = x->opt.warmup, more = w > 0, total = 0;
+    double t0 = now_s(), t = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    while (more) {
+        double t1 = now_s();
+        for (int k = 0; k < w; k++)
+            run_variant(x, c, v);
+        total += w;
+        double t2 = now_s();
+        t = (t2 - t1) / w;
+        int mine = t2 - t0 < PERF_WARMUP_MIN_S && total < PERF_WARMUP_MAX_CALLS;
+        MPI_Allreduce(&mine, &more, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    }
+    *secs_per_iter = t > *secs_per_iter ? t : *secs_per_iter;
+}
+
 /* Per-iteration seconds of each variant on this rank (0 if not run). */
 static void time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_COUNT],
                       double secs[V_COUNT])
@@ -861,14 +886,8 @@ static void time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V
     double warm = 0;
     for (int v = 0; v < V_COUNT; v++) {
         secs[v] = 0;
-        if (!run[v])
-            continue;
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now_s();
-        for (int k = 0; k < x->opt.warmup; k++)
-            run_variant(x, c, v);
-        double t = x->opt.warmup ? (now_s() - t0) / x->opt.warmup : 0;
-        warm = t > warm ? t : warm;
+        if (run[v])
+            warm_up(x, c, v, &warm);
     }
     int sync_call = sync_call_needed(x, warm);
     for (int r = 0; r < rounds; r++) {

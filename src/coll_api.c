@@ -270,6 +270,17 @@ chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
         return coll_submit(comm, &args_, req);                  \
     } while (0)
 
+/* A nonblocking call must have somewhere to put its request. */
+#define SUBMIT_NB(req, ...)                                                              \
+    do {                                                                                 \
+        if (!(req)) {                                                                    \
+            chorus_error_clear();                                                        \
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: req (the output request) is " \
+                              "NULL", __func__);                                         \
+        }                                                                                \
+        SUBMIT(req, __VA_ARGS__);                                                           \
+    } while (0)
+
 chorus_result_t chorus_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                  chorus_datatype_t type, chorus_op_t op, chorus_comm_t comm)
 {
@@ -280,7 +291,7 @@ chorus_result_t chorus_iallreduce(const void *sendbuf, void *recvbuf, size_t cou
                                   chorus_datatype_t type, chorus_op_t op, chorus_comm_t comm,
                                   chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_ALLREDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+    SUBMIT_NB(req, .kind = COLL_ALLREDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
            .type = type, .op = op);
 }
 chorus_result_t chorus_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
@@ -293,7 +304,7 @@ chorus_result_t chorus_iallgather(const void *sendbuf, void *recvbuf, size_t sen
                                   chorus_datatype_t type, chorus_comm_t comm,
                                   chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_ALLGATHER, .sendbuf = sendbuf, .recvbuf = recvbuf,
+    SUBMIT_NB(req, .kind = COLL_ALLGATHER, .sendbuf = sendbuf, .recvbuf = recvbuf,
            .count = sendcount, .type = type);
 }
 chorus_result_t chorus_alltoall(const void *sendbuf, void *recvbuf, size_t count,
@@ -306,7 +317,7 @@ chorus_result_t chorus_ialltoall(const void *sendbuf, void *recvbuf, size_t coun
                                  chorus_datatype_t type, chorus_comm_t comm,
                                  chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_ALLTOALL, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+    SUBMIT_NB(req, .kind = COLL_ALLTOALL, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
            .type = type);
 }
 chorus_result_t chorus_alltoallv(const void *sendbuf, const size_t *sendcounts,
@@ -324,7 +335,7 @@ chorus_result_t chorus_ialltoallv(const void *sendbuf, const size_t *sendcounts,
                                   chorus_datatype_t type, chorus_comm_t comm,
                                   chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_ALLTOALLV, .sendbuf = sendbuf, .recvbuf = recvbuf, .type = type,
+    SUBMIT_NB(req, .kind = COLL_ALLTOALLV, .sendbuf = sendbuf, .recvbuf = recvbuf, .type = type,
            .sendcounts = sendcounts, .sdispls = sdispls, .recvcounts = recvcounts,
            .rdispls = rdispls);
 }
@@ -338,7 +349,7 @@ chorus_result_t chorus_ireduce_scatter(const void *sendbuf, void *recvbuf, size_
                                        chorus_datatype_t type, chorus_op_t op,
                                        chorus_comm_t comm, chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_REDUCE_SCATTER, .sendbuf = sendbuf, .recvbuf = recvbuf,
+    SUBMIT_NB(req, .kind = COLL_REDUCE_SCATTER, .sendbuf = sendbuf, .recvbuf = recvbuf,
            .count = recvcount, .type = type, .op = op);
 }
 chorus_result_t chorus_broadcast(const void *sendbuf, void *recvbuf, size_t count,
@@ -351,7 +362,7 @@ chorus_result_t chorus_ibroadcast(const void *sendbuf, void *recvbuf, size_t cou
                                   chorus_datatype_t type, int root, chorus_comm_t comm,
                                   chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_BROADCAST, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+    SUBMIT_NB(req, .kind = COLL_BROADCAST, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
            .type = type, .root = root);
 }
 chorus_result_t chorus_reduce(const void *sendbuf, void *recvbuf, size_t count,
@@ -365,13 +376,13 @@ chorus_result_t chorus_ireduce(const void *sendbuf, void *recvbuf, size_t count,
                                chorus_datatype_t type, chorus_op_t op, int root,
                                chorus_comm_t comm, chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_REDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+    SUBMIT_NB(req, .kind = COLL_REDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
            .type = type, .op = op, .root = root);
 }
 chorus_result_t chorus_barrier(chorus_comm_t comm) { SUBMIT(NULL, .kind = COLL_BARRIER); }
 chorus_result_t chorus_ibarrier(chorus_comm_t comm, chorus_request_t *req)
 {
-    SUBMIT(req, .kind = COLL_BARRIER);
+    SUBMIT_NB(req, .kind = COLL_BARRIER);
 }
 chorus_result_t chorus_send(const void *sendbuf, size_t count, chorus_datatype_t type, int peer,
                             chorus_comm_t comm)

@@ -211,19 +211,23 @@ static chorus_result_t parse_host_port(const char *text, char *host, size_t cap,
     return CHORUS_SUCCESS;
 }
 
-static chorus_result_t env_int(const char *ours, long value, const char *theirs, long *out)
+/* CHORUS_<ours>, else the torchrun name (RANK, WORLD_SIZE). */
+static chorus_result_t env_int(const char *ours, long *out)
 {
-    if (value >= 0) {
-        *out = value;
-        return CHORUS_SUCCESS;
+    char name[64];
+    snprintf(name, sizeof name, "CHORUS_%s", ours);
+    const char *theirs = strcmp(ours, "RANK") == 0 ? "RANK" : "WORLD_SIZE";
+    const char *text = getenv(name);
+    if (!text || !text[0]) {
+        snprintf(name, sizeof name, "%s", theirs);
+        text = getenv(theirs);
     }
-    const char *text = getenv(theirs);
     if (!text)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: set CHORUS_%s or %s",
                           ours, theirs);
     if (chorus_parse_int(text, out) != 0 || *out < 0)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: %s='%s' is not a "
-                          "non-negative integer", theirs, text);
+                          "non-negative integer", name, text);
     return CHORUS_SUCCESS;
 }
 
@@ -233,12 +237,14 @@ chorus_result_t chorus_comm_init_env(chorus_comm_t *comm)
     if (!comm)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "comm (the output pointer) is NULL");
     *comm = NULL;
-    const struct chorus_tunables *t;
-    CHORUS_CHECK(chorus_tunables_load(&t));
+    CHORUS_CHECK(chorus_tunables_load(NULL));
     char host[256];
     int port = 0;
-    if (t->ROOT_ADDR[0]) {
-        CHORUS_CHECK(parse_host_port(t->ROOT_ADDR, host, sizeof host, &port));
+    /* Read at call time, not from the table loaded at the first init: a
+     * launcher or test may set them later in the process's life. */
+    const char *root_addr = getenv("CHORUS_ROOT_ADDR"), *secret = getenv("CHORUS_SECRET");
+    if (root_addr && root_addr[0]) {
+        CHORUS_CHECK(parse_host_port(root_addr, host, sizeof host, &port));
     } else {
         const char *addr = getenv("MASTER_ADDR"), *p = getenv("MASTER_PORT");
         long pv;
@@ -252,14 +258,14 @@ chorus_result_t chorus_comm_init_env(chorus_comm_t *comm)
         port = (int)pv;
     }
     long rank, nranks;
-    CHORUS_CHECK(env_int("RANK", t->RANK, "RANK", &rank));
-    CHORUS_CHECK(env_int("NRANKS", t->NRANKS, "WORLD_SIZE", &nranks));
+    CHORUS_CHECK(env_int("RANK", &rank));
+    CHORUS_CHECK(env_int("NRANKS", &nranks));
     if (nranks < 1 || nranks > (1 << 20) || rank >= nranks)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_init_env: rank %ld of %ld ranks",
                           rank, nranks);
     chorus_unique_id_t id;
     CHORUS_CHECK(chorus_bootstrap_root_from_address(host, port, rank == 0,
-                                                    t->SECRET[0] ? t->SECRET : NULL, &id));
+                                                    secret && secret[0] ? secret : NULL, &id));
     return chorus_comm_init_rank(comm, (int)nranks, id, (int)rank);
 }
 
@@ -353,6 +359,8 @@ chorus_result_t chorus_comm_abort(chorus_comm_t comm)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_abort: comm is NULL or not a "
                           "live communicator");
     atomic_store(&comm->aborted, 1);
+    int expected = CHORUS_SUCCESS;
+    atomic_compare_exchange_strong(&comm->async_error, &expected, (int)CHORUS_INVALID_USAGE);
     if (comm->shm)
         shm_comm_abort(comm->shm);
     LOG_INFO("abort", "%s aborted by the application", comm->label);

@@ -40,6 +40,16 @@ failed_names=()
 t_start=$(date +%s)
 
 now() { date +%s.%N; }
+
+# kill every process of session $1 (a test and whatever it started)
+kill_session() {
+    local left
+    left=$(ps -eo pid=,sid= | awk -v s="$1" '$2 == s { print $1 }')
+    [ -n "$left" ] && kill -KILL $left 2>/dev/null
+    echo "$left"
+}
+current_session=
+trap '[ -n "$current_session" ] && kill_session "$current_session" >/dev/null; echo "run.sh: interrupted"; exit 130' INT TERM
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---- launcher -------------------------------------------------------------------------
@@ -69,14 +79,15 @@ run_test() {
     t0=$(now)
     setsid timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null &
     pid=$!
+    current_session=$pid
     wait "$pid"
     rc=$?
+    current_session=
     # leftovers of this test's session
     local left
-    left=$(ps -eo pid=,sid= | awk -v s="$pid" '$2 == s { print $1 }')
+    left=$(kill_session "$pid")
     if [ -n "$left" ]; then
-        kill -KILL $left 2>/dev/null
-        echo "run.sh: killed leftover processes of this test: $left" >>"$log"
+        echo "run.sh: killed leftover processes of this test:" $left >>"$log"
         [ "$rc" -eq 0 ] && rc=99
     fi
     local dt
@@ -184,6 +195,35 @@ else
         fi
     done
     for t in test_p2p test_comm test_badinput; do have "$t" || missing "$t"; done
+
+    # the same tests under other tunables: many pipeline rounds, two-step
+    # allreduce for every size, no single copy, scalar kernels, single copy
+    # for every size, tiny and huge eager slots; odd rank counts; split
+    # communicators; other seeds
+    if have test_coll; then
+        run_test "test_coll np=3 --quick [SHM_CHUNK=4K SHM_SMALL=0]" 300 \
+            env CHORUS_SHM_CHUNK=4K CHORUS_SHM_SMALL=0 \
+            "$MPIRUN" -np 3 "$T/test_coll" --quick --no-large --seed 7
+        run_test "test_coll np=4 --quick [CMA=off REDUCE_ISA=scalar]" 300 \
+            env CHORUS_CMA=off CHORUS_REDUCE_ISA=scalar \
+            "$MPIRUN" -np 4 "$T/test_coll" --quick --no-large --seed 11
+        run_test "test_coll np=2 --quick [CMA_MIN=0 SHM_SMALL=1M]" 300 \
+            env CHORUS_CMA_MIN=0 CHORUS_SHM_SMALL=1M \
+            "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 16 --seed 13
+        run_test "test_coll np=5 --quick" 300 \
+            "$MPIRUN" -np 5 "$T/test_coll" --quick --no-large --seed 17
+        # on split communicators (3 + 2 and 2 + 2 ranks), both halves at once
+        run_test "test_coll np=5 --quick --split" 300 \
+            "$MPIRUN" -np 5 "$T/test_coll" --quick --no-large --split --seed 19
+        run_test "test_coll np=4 --quick --split" 300 \
+            "$MPIRUN" -np 4 "$T/test_coll" --quick --no-large --split --seed 23
+    fi
+    if have test_p2p; then
+        run_test "test_p2p np=3 --quick [SHM_P2P_SLOT=1K]" 240 \
+            env CHORUS_SHM_P2P_SLOT=1K "$MPIRUN" -np 3 "$T/test_p2p" --quick
+        run_test "test_p2p np=2 --quick [SHM_P2P_SLOT=1M CMA=off]" 240 \
+            env CHORUS_SHM_P2P_SLOT=1M CHORUS_CMA=off "$MPIRUN" -np 2 "$T/test_p2p" --quick
+    fi
 
     # a malformed tunable makes communicator creation fail, naming the variable
     if have test_badinput; then

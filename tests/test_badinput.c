@@ -12,7 +12,10 @@
  *             and a last error naming VAR)
  * Rank 0 ends with "ok test_badinput np=N: K checks" or "FAIL ...".
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,6 +606,108 @@ static void test_abort(void)
     tu_barrier(MPI_COMM_WORLD);
 }
 
+/* A rank that never calls: the others get CHORUS_TIMEOUT after the bound. */
+static void test_timeout(void)
+{
+    if (n < 2)
+        return;
+    section("a rank that never joins the collective: CHORUS_TIMEOUT, not a hang");
+    chorus_unique_id_t id = shared_id();
+    chorus_config_t cfg = CHORUS_CONFIG_INITIALIZER;
+    cfg.timeout_ms = 1500;
+    chorus_comm_t c = NULL;
+    chorus_result_t r = chorus_comm_init_rank_config(&c, n, id, me, &cfg);
+    if (!CHECK_OK(r) || tu_any(r != CHORUS_SUCCESS, MPI_COMM_WORLD)) {
+        if (r == CHORUS_SUCCESS)
+            chorus_comm_destroy(c);
+        return;
+    }
+    int timed_out = 0;
+    if (me != 0) {
+        int32_t in[4] = {1, 2, 3, 4}, out[4];
+        double t0 = tu_now();
+        r = chorus_allreduce(in, out, 4, CHORUS_INT32, CHORUS_SUM, c);
+        double dt = tu_now() - t0;
+        /* the first rank to time out may mark the comm failed: the others
+         * then see CHORUS_REMOTE_ERROR */
+        CHECK(r == CHORUS_TIMEOUT || r == CHORUS_REMOTE_ERROR,
+              "allreduce without rank 0 returned %d (%s), expected CHORUS_TIMEOUT (or "
+              "CHORUS_REMOTE_ERROR after another rank's timeout)",
+              (int)r, chorus_get_last_error());
+        CHECK(dt < 30.0, "the allreduce returned after %.1f s (timeout_ms 1500)", dt);
+        CHECK(r != CHORUS_TIMEOUT || dt > 1.0,
+              "CHORUS_TIMEOUT after %.2f s, before the 1.5 s bound", dt);
+        timed_out = r == CHORUS_TIMEOUT;
+        if (tu_verbose)
+            tu_log("result %d after %.2f s: %s", (int)r, dt, chorus_get_last_error());
+    }
+    CHECK(tu_any(timed_out, MPI_COMM_WORLD), "no rank reported CHORUS_TIMEOUT");
+    tu_barrier(MPI_COMM_WORLD);
+    chorus_comm_abort(c);
+    CHECK_OK(chorus_comm_destroy(c));
+    tu_barrier(MPI_COMM_WORLD);
+}
+
+/* ---- threads ------------------------------------------------------------------------------------- */
+
+static void *thread_last_error(void *arg)
+{
+    char *out = arg;
+    /* a new thread has no error yet, whatever the main thread did */
+    const char *le = chorus_get_last_error();
+    snprintf(out, 256, "%s", le ? le : "(NULL)");
+    /* an error here must not show in the main thread */
+    chorus_result_t r = chorus_comm_count(NULL, NULL);
+    if (r == CHORUS_SUCCESS || !chorus_get_last_error()[0])
+        snprintf(out, 256, "(no error recorded in the thread)");
+    return NULL;
+}
+
+static void *thread_abort(void *arg)
+{
+    usleep(300000);
+    chorus_comm_abort((chorus_comm_t)arg);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    section("chorus_get_last_error is per thread");
+    int x;
+    EXPECT(chorus_comm_rank(NULL, &x), IA);
+    char main_err[512], thr_err[256] = "";
+    snprintf(main_err, sizeof main_err, "%s", chorus_get_last_error());
+    pthread_t th;
+    if (pthread_create(&th, NULL, thread_last_error, thr_err) == 0) {
+        pthread_join(th, NULL);
+        CHECK(thr_err[0] == '\0', "a new thread sees last error \"%s\"", thr_err);
+        CHECK(strcmp(main_err, chorus_get_last_error()) == 0,
+              "the main thread's last error changed from \"%s\" to \"%s\" by another thread's "
+              "failure",
+              main_err, chorus_get_last_error());
+    }
+
+    section("chorus_comm_abort from another thread ends a blocked receive");
+    chorus_comm_t c = NULL;
+    chorus_result_t r = chorus_comm_init_mpi(&c, MPI_COMM_WORLD);
+    if (!CHECK_OK(r) || tu_any(r != CHORUS_SUCCESS, MPI_COMM_WORLD))
+        return;
+    if (n >= 2 && pthread_create(&th, NULL, thread_abort, c) == 0) {
+        int32_t buf[16];
+        double t0 = tu_now();
+        r = chorus_recv(buf, 16, CHORUS_INT32, (me + 1) % n, c); /* nobody sends */
+        double dt = tu_now() - t0;
+        pthread_join(th, NULL);
+        EXPECT_ERROR(r);
+        CHECK(r != CHORUS_TIMEOUT, "the receive only timed out (%.1f s): the abort from another "
+                                   "thread was not noticed",
+              dt);
+    }
+    tu_barrier(MPI_COMM_WORLD);
+    CHECK_OK(chorus_comm_destroy(c));
+    tu_barrier(MPI_COMM_WORLD);
+}
+
 /* ---- env-check mode --------------------------------------------------------------------------- */
 
 static int env_check(const char *var)
@@ -673,6 +778,8 @@ int main(int argc, char **argv)
     test_collectives();
     test_local_args();
     test_abort();
+    test_threads();
+    test_timeout();
     test_bad_ids(); /* last: it changes the environment */
     tu_set_case("destroy");
     CHECK_OK(chorus_comm_finalize(comm));

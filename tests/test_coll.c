@@ -9,15 +9,19 @@
  * completed in any order) and barrier semantics.
  *
  * Usage: mpirun -np N test_coll [--quick] [--no-large] [--large-mib M]
- *            [--coll NAME] [--max-count C] [--seed S] [-v]
+ *            [--coll NAME] [--max-count C] [--seed S] [--split] [-v]
  *   --quick        a smaller sweep (also TEST_COLL_QUICK=1), e.g. for np=8
  *   --no-large     skip the 64 MiB cases
  *   --coll NAME    only this collective (allreduce, allgather, alltoall,
  *                  alltoallv, reduce_scatter, broadcast, reduce, barrier)
  *   --max-count C  skip counts above C (e.g. for valgrind)
+ *   --split        run on two communicators split from the world (even and
+ *                  odd ranks, reversed order), both halves at the same time
  * Rank 0 ends with "ok test_coll np=N: K checks" or "FAIL test_coll ...".
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +42,10 @@ enum { M_BLOCKING, M_WAIT, M_TEST };
 static const char *mode_names[] = {"blocking", "wait", "test"};
 
 static chorus_comm_t g_comm;
-static int me, n;                /* rank and size of g_comm (== MPI_COMM_WORLD) */
+static int me, n;                /* rank and size of g_comm (and of g_mpi) */
+static MPI_Comm g_mpi;           /* the MPI communicator with g_comm's ranks */
+static chorus_comm_t g_parent;   /* --split: the world communicator split */
+static int opt_split;
 static int comm_broken;          /* a call failed: recreate the comm at the group end */
 static uint64_t g_seed = 0x5eed;
 static uint64_t case_no;
@@ -504,13 +511,13 @@ static void group_end(const char *name)
     tu_set_case("end of group %s", name);
     /* allreduce results must be bit-identical on every rank */
     long long cnt[2] = {(long long)nhashes, -(long long)nhashes};
-    tu_allreduce_ll(cnt, 2, MPI_MAX, MPI_COMM_WORLD);
+    tu_allreduce_ll(cnt, 2, MPI_MAX, g_mpi);
     CHECK(cnt[0] == -cnt[1], "ranks ran different numbers of allreduce cases");
     if (nhashes && cnt[0] == -cnt[1]) {
         uint64_t *all = malloc(nhashes * (size_t)n * sizeof *all);
         MPI_Request rq;
         MPI_Iallgather(hashes, (int)nhashes, MPI_UINT64_T, all, (int)nhashes, MPI_UINT64_T,
-                       MPI_COMM_WORLD, &rq);
+                       g_mpi, &rq);
         tu_mpi_wait(&rq);
         size_t bad = 0, first = 0;
         int bad_rank = -1;
@@ -526,13 +533,13 @@ static void group_end(const char *name)
         free(all);
     }
     nhashes = 0;
-    if (tu_any(comm_broken, MPI_COMM_WORLD)) {
+    if (tu_any(comm_broken, g_mpi)) {
         if (me == 0)
             tu_log("a call failed in group %s: recreating the communicator", name);
         chorus_comm_abort(g_comm);
         chorus_comm_destroy(g_comm);
         g_comm = NULL;
-        chorus_result_t r = chorus_comm_init_mpi(&g_comm, MPI_COMM_WORLD);
+        chorus_result_t r = chorus_comm_init_mpi(&g_comm, g_mpi);
         if (r != CHORUS_SUCCESS) {
             tu_log("FATAL: cannot recreate the communicator: %s", chorus_get_last_error());
             MPI_Abort(MPI_COMM_WORLD, 2);
@@ -690,7 +697,9 @@ static void sweep_large(void)
         double t1 = tu_now();
         run_one(&o);
         if (me == 0)
-            tu_log("large: %s %zu MiB: %.2f s", coll_names[o.coll], (o.count * 4) >> 20,
+            tu_log("large: %s %zu MiB (received per rank): %.2f s", coll_names[o.coll],
+                   (o.count * 4 * (o.coll == C_ALLGATHER || o.coll == C_ALLTOALL ? (size_t)n : 1))
+                       >> 20,
                    tu_now() - t1);
     }
     group_end("large");
@@ -914,7 +923,7 @@ static void usage(void)
 {
     if (me == 0)
         fprintf(stderr, "usage: test_coll [--quick] [--no-large] [--large-mib M] [--coll NAME] "
-                        "[--max-count C] [--seed S] [-v]\n");
+                        "[--max-count C] [--seed S] [--split] [-v]\n");
 }
 
 int main(int argc, char **argv)
@@ -941,6 +950,8 @@ int main(int argc, char **argv)
             g_seed = strtoull(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "-v")) {
             tu_verbose = 1;
+        } else if (!strcmp(argv[i], "--split")) {
+            opt_split = 1;
         } else if (!strcmp(argv[i], "--coll") && i + 1 < argc) {
             i++;
             for (int c = 0; c < C_NUM; c++)
@@ -965,8 +976,24 @@ int main(int argc, char **argv)
     }
     double t0 = tu_now();
     selftest();
+    g_mpi = MPI_COMM_WORLD;
     tu_set_case("chorus_comm_init_mpi");
-    chorus_result_t r = chorus_comm_init_mpi(&g_comm, MPI_COMM_WORLD);
+    chorus_result_t r;
+    if (!opt_split) {
+        r = chorus_comm_init_mpi(&g_comm, MPI_COMM_WORLD);
+    } else {
+        /* two halves (even and odd world ranks, reversed order) run the
+         * sweep at the same time on split communicators */
+        int color = tu_rank % 2, key = -tu_rank;
+        MPI_Comm_split(MPI_COMM_WORLD, color, key, &g_mpi);
+        MPI_Comm_rank(g_mpi, &me);
+        MPI_Comm_size(g_mpi, &n);
+        r = chorus_comm_init_mpi(&g_parent, MPI_COMM_WORLD);
+        if (r == CHORUS_SUCCESS) {
+            tu_set_case("chorus_comm_split(color %d, key %d)", color, key);
+            r = chorus_comm_split(g_parent, color, key, &g_comm);
+        }
+    }
     if (!CHECK_OK(r) || tu_any(r != CHORUS_SUCCESS, MPI_COMM_WORLD)) {
         tu_summary("test_coll");
         MPI_Finalize();
@@ -978,8 +1005,9 @@ int main(int argc, char **argv)
     CHECK_OK(chorus_comm_rank(g_comm, &rk));
     CHECK(cnt == n && rk == me, "count/rank %d/%d, expected %d/%d", cnt, rk, n, me);
     if (me == 0)
-        tu_log("test_coll np=%d %s%s seed=0x%llx", n, opt_quick ? "quick" : "full",
-               opt_large ? "" : " no-large", (unsigned long long)g_seed);
+        tu_log("test_coll np=%d %s%s%s seed=0x%llx", n, opt_quick ? "quick" : "full",
+               opt_large ? "" : " no-large", opt_split ? " split" : "",
+               (unsigned long long)g_seed);
 
     sweep_blocking();
     if (opt_large)
@@ -994,6 +1022,12 @@ int main(int argc, char **argv)
     CHECK(ae == CHORUS_SUCCESS, "async error %d on the communicator at the end", (int)ae);
     CHECK_OK(chorus_comm_finalize(g_comm));
     CHECK_OK(chorus_comm_destroy(g_comm));
+    if (g_parent) {
+        CHECK_OK(chorus_comm_finalize(g_parent));
+        CHECK_OK(chorus_comm_destroy(g_parent));
+    }
+    if (g_mpi != MPI_COMM_WORLD)
+        MPI_Comm_free(&g_mpi);
     free(hashes);
     if (me == 0)
         tu_log("total %.1f s", tu_now() - t0);

@@ -10,7 +10,9 @@
  * Usage: mpirun -np N test_comm [-v]
  * Rank 0 ends with "ok test_comm np=N: K checks" or "FAIL ...".
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>

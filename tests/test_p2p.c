@@ -10,7 +10,9 @@
  *   --quick: 16 MiB messages on some pairs only; --small: at most 300 KB
  * Rank 0 ends with "ok test_p2p np=N: K checks" or "FAIL ...".
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

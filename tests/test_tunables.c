@@ -8,7 +8,9 @@
  *                                      and a last error naming VAR.
  * Prints "ok test_tunables: N checks" or "FAIL test_tunables: N failures".
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,5 +1,7 @@
 /* test_util.c - see test_util.h. Nothing here calls Chorus' reduce code. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "test_util.h"
 
 #include <dirent.h>

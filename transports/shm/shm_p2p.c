@@ -65,7 +65,8 @@ static int try_send(struct shm_comm *s, struct send_op *op)
             size_t len = op->bytes - op->sent < cap ? op->bytes - op->sent : cap;
             hdr->addr = 0;
             hdr->len = len;
-            memcpy(hdr + 1, op->buf + op->sent, len);
+            if (len) /* buf may be NULL for an empty message */
+                memcpy(hdr + 1, op->buf + op->sent, len);
             op->sent += len;
             op->done = op->sent == op->bytes;
         }
@@ -102,7 +103,7 @@ static int try_recv(struct shm_comm *s, struct recv_op *op)
                 op->res = shm_cma_read(s, op->peer, op->buf, hdr->addr, op->total);
             op->got = op->total;
         } else {
-            if (op->res == CHORUS_SUCCESS)
+            if (op->res == CHORUS_SUCCESS && hdr->len)
                 memcpy(op->buf + op->got, hdr + 1, hdr->len);
             op->got += hdr->len;
         }
