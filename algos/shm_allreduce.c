@@ -84,6 +84,48 @@ static chorus_result_t one_shot(struct shm_comm *s, const char *send, char *recv
     return res;
 }
 
+/* Small allreduce when ranks outnumber cores. Every rank stages its input
+ * and counts itself in on one shared counter; the last to arrive reduces all
+ * inputs and publishes the result; the others copy it. A rank that is
+ * scheduled after the result is out finishes in that one run, instead of
+ * every rank reading every other rank's flag and data, which with four or
+ * more processes per core costs many more context switches. */
+static chorus_result_t last_arriver(struct shm_comm *s, const char *send, char *recv,
+                                    size_t count, chorus_datatype_t type, chorus_op_t op)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t bytes = count * chorus_type_size(type);
+    const size_t result_at = (bytes + 63) / 64 * 64;
+    struct shm_ctrl *hub = s->ctrl[0];
+    uint32_t st = shm_next_step(s);
+    CHORUS_CHECK(shm_reserve(s, st));
+    memcpy(shm_buf(s, me, st), send, bytes);
+    uint32_t arrived = atomic_fetch_add(&hub->arrivals.value, 1) + 1;
+    if (arrived == st * (uint32_t)n) {
+        /* Everyone has staged step st, so everyone is done with st - 1. */
+        shm_mark_synced(s, st);
+        struct srcs x;
+        CHORUS_CHECK(srcs_init(&x, n));
+        for (int q = 0; q < n; q++)
+            x.v[q] = shm_buf(s, q, st);
+        char *result = shm_buf(s, me, st) + result_at;
+        chorus_reduce_many(type, op, result, x.v, n, count, n);
+        srcs_fini(&x);
+        memcpy(recv, result, bytes);
+        atomic_store_explicit(&hub->result_owner[st & 1].value, (uint32_t)me,
+                              memory_order_relaxed);
+        chorus_flag_store(&hub->result.value, st, &hub->sleepers.value);
+    } else {
+        CHORUS_CHECK(shm_wait(s, 0, &hub->result, st));
+        shm_mark_synced(s, st);
+        int owner = (int)atomic_load_explicit(&hub->result_owner[st & 1].value,
+                                              memory_order_relaxed);
+        memcpy(recv, shm_buf(s, owner, st) + result_at, bytes);
+    }
+    shm_post(s, &s->ctrl[me]->done, st);
+    return CHORUS_SUCCESS;
+}
+
 /* Reduce-scatter + gather per round; root < 0: everyone gathers (allreduce),
  * else only root does (reduce). */
 static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, size_t count,
@@ -152,6 +194,8 @@ chorus_result_t shm_allreduce(struct shm_comm *s, const void *sendbuf, void *rec
         return CHORUS_SUCCESS;
     }
     size_t bytes = count * chorus_type_size(type);
+    if (s->oversubscribed && bytes <= s->small && bytes + 64 <= s->chunk / 2)
+        return last_arriver(s, sendbuf, recvbuf, count, type, op);
     if (bytes <= s->small && bytes <= s->chunk)
         return one_shot(s, sendbuf, recvbuf, count, type, op, -1);
     return rounds(s, sendbuf, recvbuf, count, type, op, -1);

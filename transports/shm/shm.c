@@ -156,6 +156,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
     s->local_abort = local_abort;
     s->seg_bytes = ctrl_bytes(nranks) + 2 * s->chunk +
                    (size_t)nranks * SHM_P2P_SLOTS * s->p2p_slot;
+    s->oversubscribed = oversubscribed;
     chorus_wait_policy_init(&s->policy, oversubscribed, timeout_ms);
     s->ctrl = calloc((size_t)nranks, sizeof *s->ctrl);
     s->ws = calloc((size_t)nranks, sizeof *s->ws);
@@ -289,13 +290,24 @@ struct wait_ctx {
     uint32_t target;
 };
 
-static int peer_exited(struct shm_comm *s, int q)
+/* The first rank found to have exited, or -1. Every peer is checked, not
+ * only the one waited for: in a group wait (e.g. the last-arriver
+ * allreduce) the missing rank may be any of them. */
+static int exited_rank(struct shm_comm *s, int first)
 {
-    if (s->pidfds[q] >= 0) {
-        struct pollfd p = {s->pidfds[q], POLLIN, 0};
-        return poll(&p, 1, 0) > 0;
+    for (int i = 0; i < s->nranks; i++) {
+        int q = (first + i) % s->nranks;
+        if (q == s->rank)
+            continue;
+        if (s->pidfds[q] >= 0) {
+            struct pollfd p = {s->pidfds[q], POLLIN, 0};
+            if (poll(&p, 1, 0) > 0)
+                return q;
+        } else if (kill(s->pids[q], 0) != 0 && errno == ESRCH) {
+            return q;
+        }
     }
-    return kill(s->pids[q], 0) != 0 && errno == ESRCH;
+    return -1;
 }
 
 static chorus_result_t health_check(void *arg, int timed_out)
@@ -316,9 +328,11 @@ chorus_result_t shm_health(struct shm_comm *s, int q, uint32_t target, int timed
             return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed or aborted the "
                               "communicator", s->label, r);
     }
-    if (peer_exited(s, w->q))
+    int gone = exited_rank(s, w->q);
+    if (gone >= 0)
         return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d (pid %d) exited while rank %d was "
-                          "waiting for it", s->label, w->q, (int)s->pids[w->q], s->rank);
+                          "waiting for %s", s->label, gone, (int)s->pids[gone], s->rank,
+                          gone == w->q ? "it" : "the group");
     if (timed_out)
         return CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for rank %d to reach "
                           "step %u; it is stuck or did not call the same collective",
@@ -336,10 +350,27 @@ chorus_result_t shm_wait(struct shm_comm *s, int q, struct shm_line *line, uint3
 
 chorus_result_t shm_wait_all(struct shm_comm *s, size_t line_offset, uint32_t target)
 {
+    /* One spin budget for the whole group, not one per peer: when ranks
+     * outnumber cores, spinning on the second late peer after the first
+     * only burns the core that one of them needs. */
+    struct chorus_wait_policy policy = s->policy;
+    int64_t start = 0;
     /* Start after myself so ranks do not all poll rank 0 first. */
     for (int i = 1; i < s->nranks; i++) {
         int q = (s->rank + i) % s->nranks;
-        CHORUS_CHECK(shm_wait(s, q, shm_line_at(s->ctrl[q], line_offset), target));
+        struct shm_line *line = shm_line_at(s->ctrl[q], line_offset);
+        if (chorus_serial_geq(atomic_load_explicit(&line->value, memory_order_acquire), target))
+            continue;
+        if (start) {
+            int64_t spent = chorus_now_ns() - start;
+            policy.spin_ns = s->policy.spin_ns > spent ? s->policy.spin_ns - spent : 0;
+            policy.yield_ns = s->policy.yield_ns > spent ? s->policy.yield_ns - spent : 0;
+        } else {
+            start = chorus_now_ns();
+        }
+        struct wait_ctx w = {s, q, target};
+        CHORUS_CHECK(chorus_wait_flag(&line->value, target, &s->ctrl[q]->sleepers.value, &policy,
+                                      health_check, &w));
     }
     return CHORUS_SUCCESS;
 }

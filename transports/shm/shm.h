@@ -44,6 +44,12 @@ struct shm_ctrl {
     struct shm_line done;     /* step s: I have finished reading step s */
     struct shm_line sleepers; /* processes sleeping on a counter of this segment */
     struct shm_line abort;    /* nonzero: this rank failed or aborted */
+    /* Used in rank 0's segment only, by every rank (the one exception to
+     * "only the owner writes"): the arrival counter and result notice of the
+     * oversubscribed small allreduce (see algos/shm_allreduce.c). */
+    struct shm_line arrivals;
+    struct shm_line result;   /* step whose result is published */
+    struct shm_line result_owner[2]; /* per workspace half: who holds it */
     struct shm_meta meta[2];
     int32_t pid;
     uint32_t nranks;
@@ -70,6 +76,7 @@ struct shm_comm {
     size_t small;     /* one-shot allreduce threshold */
     size_t cma_min;   /* single copy from this many bytes per peer */
     int cma;          /* every rank can process_vm_readv every other */
+    int oversubscribed; /* more ranks than cores on this node */
     struct shm_ctrl **ctrl; /* [nranks], ctrl[rank] is mine */
     char **ws;              /* [nranks] workspace bases */
     char **p2p;             /* [nranks] p2p slot bases */
