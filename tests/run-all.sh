@@ -121,6 +121,22 @@ if configure_and_make "$ROOT/build" "gcc build" --enable-werror; then
     suite "gcc suite" "$ROOT/build" RUN_NO_BUILD=1
 fi
 
+# ---- 3b. install, then build a program with pkg-config as a user would --------------------
+install_and_use() {
+    local dest=$LOGDIR/install
+    rm -rf "$dest"
+    make -C "$ROOT/build" install DESTDIR="$dest" >/dev/null || return 1
+    local prefix
+    prefix=$(sed -n 's/^prefix=//p' "$ROOT/build/chorus.pc")
+    export PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_PATH=$dest$prefix/lib/pkgconfig
+    mpicc "$ROOT/examples/hello_allreduce.c" $(pkg-config --cflags --libs chorus) \
+        -o "$LOGDIR/hello_allreduce" || return 1
+    LD_LIBRARY_PATH=$dest$prefix/lib timeout 60 mpirun -np 3 "$LOGDIR/hello_allreduce"
+}
+if [ -x "$ROOT/build/src/chorus_info" ]; then
+    step "make install + pkg-config build of examples/hello_allreduce.c, np=3" install_and_use
+fi
+
 # ---- 4. clang build + unit tests ------------------------------------------------------------------
 if [ "${SKIP_CLANG:-0}" != 1 ]; then
     if configure_and_make "$ROOT/build-clang" "clang build" --enable-werror CC=clang; then
