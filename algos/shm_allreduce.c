@@ -100,8 +100,11 @@ static chorus_result_t last_arriver(struct shm_comm *s, const char *send, char *
     uint32_t st = shm_next_step(s);
     CHORUS_CHECK(shm_reserve(s, st));
     memcpy(shm_buf(s, me, st), send, bytes);
+    /* The counter only moves in this algorithm, so it is compared with the
+     * number of calls to it, not with the step number. */
+    uint32_t call = ++s->arrivals;
     uint32_t arrived = atomic_fetch_add(&hub->arrivals.value, 1) + 1;
-    if (arrived == st * (uint32_t)n) {
+    if (arrived == call * (uint32_t)n) {
         /* Everyone has staged step st, so everyone is done with st - 1. */
         shm_mark_synced(s, st);
         struct srcs x;

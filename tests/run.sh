@@ -150,7 +150,7 @@ have() { [ -x "$T/$1" ]; }
 missing() { record "$1" 1 "$T/$1 was not built"; }
 
 # ---- unit tests (one process) -----------------------------------------------------------------
-for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap; do
+for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault; do
     if have "$t"; then
         run_test "$t" 180 "$T/$t"
     else

@@ -85,6 +85,7 @@ struct shm_comm {
     pid_t *pids;
     int *pidfds;            /* [nranks] -1 where unavailable */
     uint32_t step;          /* last step number used */
+    uint32_t arrivals;      /* last-arriver allreduces so far (all ranks agree) */
     uint32_t synced;        /* every peer is known done with this step */
     struct chorus_wait_policy policy;
     _Atomic int *local_abort; /* the communicator's abort flag */
