@@ -100,6 +100,9 @@ static chorus_result_t last_arriver(struct shm_comm *s, const char *send, char *
     uint32_t st = shm_next_step(s);
     CHORUS_CHECK(shm_reserve(s, st));
     memcpy(shm_buf(s, me, st), send, bytes);
+    /* "ready" is not needed by the algorithm; it lets a timeout name the
+     * ranks that never arrived. */
+    shm_post(s, &s->ctrl[me]->ready, st);
     /* The counter only moves in this algorithm, so it is compared with the
      * number of calls to it, not with the step number. */
     uint32_t call = ++s->arrivals;
@@ -119,7 +122,7 @@ static chorus_result_t last_arriver(struct shm_comm *s, const char *send, char *
                               memory_order_relaxed);
         chorus_flag_store(&hub->result.value, st, &hub->sleepers.value);
     } else {
-        CHORUS_CHECK(shm_wait(s, 0, &hub->result, st));
+        CHORUS_CHECK(shm_wait_shared(s, &hub->result, st, SHM_READY));
         shm_mark_synced(s, st);
         int owner = (int)atomic_load_explicit(&hub->result_owner[st & 1].value,
                                               memory_order_relaxed);

@@ -221,6 +221,8 @@ double perf_reduce_value(const perf_case_t *c, size_t i)
     return acc;
 }
 
+/* ---- filling and checking buffers ------------------------------------------ */
+
 /* Bytes of the in-place buffer for this case. */
 size_t perf_ip_extent(const perf_case_t *c)
 {
@@ -287,7 +289,9 @@ static void check_output(const perf_ctx_t *x, const perf_case_t *c, const unsign
     size_t out_off = in_place ? c->ip_recv_off : 0, in_off = c->ip_send_off;
     /* Results are exact except for avg (one rounding) and, in general, the
      * summation order: allow a few ulps, more with more ranks. */
-    double tol = x->coll->reduces_values ? perf_type_info[c->type].eps * (c->nranks > 2 ? c->nranks : 2) : 0;
+    double tol = x->coll->reduces_values
+                     ? perf_type_info[c->type].eps * (c->nranks > 2 ? c->nranks : 2)
+                     : 0;
     double got[PERF_BLOCK], want[PERF_BLOCK];
     unsigned char kind[PERF_BLOCK];
     for (size_t i = 0; i < c->recv_elems; i += PERF_BLOCK) {
@@ -352,9 +356,3 @@ void perf_check_case(const perf_ctx_t *x, const perf_case_t *c, unsigned long lo
     check_output(x, c, x->recv, 1, &wrong[1], oob);
     *oob += count_guards(x->recv, ext);
 }
-
-/* Whether each timed block starts with one untimed call. Ranks leave the
- * barrier before a block at slightly different times (about a microsecond);
- * a first collective absorbs that skew, and for short collectives it would
- * otherwise weigh on the timed ones. Long collectives (judged from the
- * slowest warm-up of any variant on any rank, so every rank agrees) skip it. */

@@ -46,6 +46,8 @@ int bootstrap_init_timeout_default(void)
     return v > 0x7fffffff ? 0x7fffffff : (int)v;
 }
 
+/* ---- joining the root ------------------------------------------------------ */
+
 /* Turns a received ERROR message into this call's failure. */
 static chorus_result_t remote_failure(const uint8_t *msg, size_t len, int rank, const char *peer)
 {
@@ -54,7 +56,6 @@ static chorus_result_t remote_failure(const uint8_t *msg, size_t len, int rank, 
     CHORUS_CHECK(chorus_bsmsg_decode_error(msg, len, &code, text, sizeof text));
     return CHORUS_ERR(code, "rank %d: %s reported: %s", rank, peer, text);
 }
-
 
 /* Receives one whole message (blocking, bounded) into a malloc'd buffer.
  * An ERROR message becomes this call's failure; another type than want is a
@@ -158,6 +159,8 @@ static chorus_result_t join_root(const struct chorus_sockaddr *root_addr,
     chorus_socket_close(&fd);
     return res;
 }
+
+/* ---- the ring -------------------------------------------------------------- */
 
 /* Step 3: the ring. Out: connection to the successor; candidates: accepted
  * connections, one of which will prove to be the predecessor. */
@@ -422,6 +425,11 @@ static chorus_result_t ring_connect(struct chorus_bootstrap *bs, int lfd,
     return res;
 }
 
+/* ---- init and teardown ----------------------------------------------------- */
+
+/* How much longer a rank waits for the root than the root waits for ranks. */
+#define BOOTSTRAP_RANK_GRACE_MS 2000
+
 chorus_result_t chorus_bootstrap_init(struct chorus_bootstrap **bsp, const chorus_unique_id_t *id,
                                       int rank, int nranks, int timeout_ms)
 {
@@ -442,7 +450,10 @@ chorus_result_t chorus_bootstrap_init(struct chorus_bootstrap **bsp, const choru
     CHORUS_CHECK(chorus_bsmsg_decode_id(id, &root_addr, secret));
     if (timeout_ms <= 0)
         timeout_ms = bootstrap_init_timeout_default();
-    int64_t deadline = chorus_socket_deadline(timeout_ms);
+    /* The root gives up at the same bound and then tells every connected
+     * rank which ranks never arrived; ranks wait a little longer so that
+     * message reaches them instead of each timing out on its own. */
+    int64_t deadline = chorus_socket_deadline(timeout_ms + BOOTSTRAP_RANK_GRACE_MS);
 
     struct chorus_bootstrap *bs = calloc(1, sizeof *bs);
     if (!bs)

@@ -7,7 +7,8 @@
  *   bootstrap_auth.c  the secret challenge-response on such a connection;
  *   bootstrap_root.c  the root: its thread (accept, handshake, address
  *                     table) and the two ways to start it;
- *   bootstrap.c       a rank joining: the root, then its ring neighbours;
+ *   bootstrap.c       a rank joining (the root, then its ring neighbours)
+ *                     and leaving;
  *   bootstrap_coll.c  the collectives over the finished ring.
  * None of the names below is exported from the shared library (the export
  * regex is ^chorus_[a-z]): they stay as internal as the static functions

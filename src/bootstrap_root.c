@@ -36,6 +36,8 @@
 /* Connections still in their handshake that the root keeps at once. */
 #define MAX_PENDING 1024
 
+/* A client connection: awaiting its PROOF, then its JOIN; joined (waiting for
+ * the table); closing once its last message is sent. */
 enum { RS_PROOF, RS_JOIN, RS_JOINED, RS_CLOSING };
 
 struct root {
@@ -490,6 +492,8 @@ static void *root_main(void *arg)
     root_free(rt);
     return NULL;
 }
+
+/* ---- starting a root ------------------------------------------------------- */
 
 /* Starts the root thread; takes ownership of lfd in every case. */
 static chorus_result_t root_start(int lfd, const struct chorus_sockaddr *addr,

@@ -101,11 +101,12 @@ int chorus_parse_bool(const char *text, int *out)
     return -1;
 }
 
-/* Each kind has its own setter so the X-macro below stays type-correct. */
-static inline int set_INT(long *dst, const char *text) { return chorus_parse_int(text, dst); }
-static inline int set_SIZE(size_t *dst, const char *text) { return chorus_parse_size(text, dst); }
-static inline int set_BOOL(int *dst, const char *text) { return chorus_parse_bool(text, dst); }
-static inline int set_STR(const char **dst, const char *text) { *dst = text; return 0; }
+/* Each kind has its own setter so the X-macro below stays type-correct;
+ * a kind no tunable uses yet would be an unused function, hence "unused". */
+__attribute__((unused)) static int set_INT(long *dst, const char *text) { return chorus_parse_int(text, dst); }
+__attribute__((unused)) static int set_SIZE(size_t *dst, const char *text) { return chorus_parse_size(text, dst); }
+__attribute__((unused)) static int set_BOOL(int *dst, const char *text) { return chorus_parse_bool(text, dst); }
+__attribute__((unused)) static int set_STR(const char **dst, const char *text) { *dst = text; return 0; }
 
 static const char *kind_name(chorus_tunable_kind_t kind)
 {

@@ -122,7 +122,7 @@ if configure_and_make "$ROOT/build" "gcc build" --enable-werror; then
 fi
 
 # ---- 3b. install, then build a program with pkg-config as a user would --------------------
-install_and_use() {
+install_and_use() ( # a subshell: the exports below must not leak into later stages
     local dest=$LOGDIR/install
     rm -rf "$dest"
     make -C "$ROOT/build" install DESTDIR="$dest" >/dev/null || return 1
@@ -132,7 +132,7 @@ install_and_use() {
     mpicc "$ROOT/examples/hello_allreduce.c" $(pkg-config --cflags --libs chorus) \
         -o "$LOGDIR/hello_allreduce" || return 1
     LD_LIBRARY_PATH=$dest$prefix/lib timeout 60 mpirun -np 3 "$LOGDIR/hello_allreduce"
-}
+)
 if [ -x "$ROOT/build/src/chorus_info" ]; then
     step "make install + pkg-config build of examples/hello_allreduce.c, np=3" install_and_use
 fi

@@ -154,6 +154,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
     s->small = t->SHM_SMALL;
     s->cma_min = t->CMA_MIN;
     s->local_abort = local_abort;
+    s->blame = -1;
     s->seg_bytes = ctrl_bytes(nranks) + 2 * s->chunk +
                    (size_t)nranks * SHM_P2P_SLOTS * s->p2p_slot;
     s->oversubscribed = oversubscribed;
@@ -271,11 +272,15 @@ void shm_comm_destroy(struct shm_comm *s)
 void shm_comm_abort(struct shm_comm *s)
 {
     struct shm_ctrl *me = s->ctrl[s->rank];
-    atomic_store(&me->abort.value, 1);
+    int blame = s->blame >= 0 ? s->blame : s->rank;
+    chorus_result_t code = s->blame >= 0 ? s->blame_code : CHORUS_REMOTE_ERROR;
+    atomic_store(&me->abort.code, (uint32_t)code);
+    atomic_store(&me->abort.blame, (uint32_t)blame + 1);
     /* Wake peers sleeping on any of my counters so they notice now. */
     chorus_flag_wake_all(&me->ready.value);
     chorus_flag_wake_all(&me->ready2.value);
     chorus_flag_wake_all(&me->done.value);
+    chorus_flag_wake_all(&me->result.value);
     for (int q = 0; q < s->nranks; q++) {
         chorus_flag_wake_all(&shm_p2p_head(me, q)->value);
         chorus_flag_wake_all(&shm_p2p_tail(me, q)->value);
@@ -286,18 +291,22 @@ void shm_comm_abort(struct shm_comm *s)
 
 struct wait_ctx {
     struct shm_comm *s;
-    int q;
+    int q;              /* rank waited for, or -1: a group */
+    size_t line_offset; /* group waits: the counter every rank posts */
     uint32_t target;
 };
 
-/* The first rank found to have exited, or -1. Every peer is checked, not
- * only the one waited for: in a group wait (e.g. the last-arriver
- * allreduce) the missing rank may be any of them. */
+/* The first rank found to have died, or -1. Every peer is checked, not
+ * only the one waited for: in a group wait the missing rank may be any. */
 static int exited_rank(struct shm_comm *s, int first)
 {
     for (int i = 0; i < s->nranks; i++) {
         int q = (first + i) % s->nranks;
         if (q == s->rank)
+            continue;
+        /* A rank that posted its abort flag failed cleanly and blamed
+         * someone: that blame, not its exit, is the news. */
+        if (atomic_load(&s->ctrl[q]->abort.blame))
             continue;
         if (s->pidfds[q] >= 0) {
             struct pollfd p = {s->pidfds[q], POLLIN, 0};
@@ -313,38 +322,102 @@ static int exited_rank(struct shm_comm *s, int first)
 static chorus_result_t health_check(void *arg, int timed_out)
 {
     struct wait_ctx *w = arg;
-    return shm_health(w->s, w->q, w->target, timed_out);
+    return shm_health(w->s, w->q, w->line_offset, w->target, timed_out);
 }
 
-chorus_result_t shm_health(struct shm_comm *s, int q, uint32_t target, int timed_out)
+static chorus_result_t blame(struct shm_comm *s, int rank, chorus_result_t code)
 {
-    struct wait_ctx ctx = {s, q, target}, *w = &ctx;
+    s->blame = rank;
+    s->blame_code = code;
+    return code;
+}
+
+/* Group wait timed out: name the ranks whose counter is behind. */
+static chorus_result_t group_timeout(struct shm_comm *s, size_t line_offset, uint32_t target)
+{
+    char names[160];
+    size_t n = 0;
+    int first = -1, count = 0;
+    names[0] = '\0';
+    for (int q = 0; q < s->nranks && n < sizeof names - 16; q++) {
+        uint32_t v = atomic_load(&shm_line_at(s->ctrl[q], line_offset)->value);
+        if (!chorus_serial_geq(v, target)) {
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%d", first < 0 ? "" : ",", q);
+            if (first < 0)
+                first = q;
+            count++;
+        }
+    }
+    CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for %s %s to reach step %u; "
+               "stuck, or not calling the same collective", s->label, s->rank,
+               (long long)(s->policy.timeout_ns / 1000000), count > 1 ? "ranks" : "rank",
+               first < 0 ? "?" : names, target);
+    return blame(s, first < 0 ? s->rank : first, CHORUS_TIMEOUT);
+}
+
+chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32_t target,
+                           int timed_out)
+{
     if (atomic_load(s->local_abort))
         return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: the communicator was aborted", s->label);
+    /* A dead process first: it is the root cause others will be blamed for. */
+    int gone = exited_rank(s, q >= 0 ? q : s->rank);
+    if (gone >= 0) {
+        CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d (pid %d) exited while rank %d was waiting "
+                   "for %s", s->label, gone, (int)s->pids[gone], s->rank,
+                   gone == q ? "it" : "a collective to complete");
+        return blame(s, gone, CHORUS_REMOTE_ERROR);
+    }
     for (int r = 0; r < s->nranks; r++) {
         if (r == s->rank)
             continue;
-        if (atomic_load(&s->ctrl[r]->abort.value))
-            return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed or aborted the "
-                              "communicator", s->label, r);
+        uint32_t b = atomic_load(&s->ctrl[r]->abort.blame);
+        if (!b)
+            continue;
+        int culprit = (int)b - 1;
+        chorus_result_t code = (chorus_result_t)atomic_load(&s->ctrl[r]->abort.code);
+        if (culprit == r || culprit < 0 || culprit >= s->nranks) {
+            CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed or aborted the communicator",
+                       s->label, r);
+            return blame(s, r, CHORUS_REMOTE_ERROR);
+        }
+        if (culprit == s->rank) {
+            /* We are the one they gave up on (we were late): to us it is
+             * the peer that failed the communicator. */
+            CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d gave up waiting for this rank (%s); "
+                       "the communicator is unusable", s->label, r,
+                       chorus_get_error_string(code));
+            return blame(s, r, CHORUS_REMOTE_ERROR);
+        }
+        if (code != CHORUS_TIMEOUT)
+            code = CHORUS_REMOTE_ERROR;
+        CHORUS_ERR(code, "%s: rank %d gave up on rank %d (%s); so does rank %d", s->label, r,
+                   culprit, chorus_get_error_string(code), s->rank);
+        return blame(s, culprit, code);
     }
-    int gone = exited_rank(s, w->q);
-    if (gone >= 0)
-        return CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d (pid %d) exited while rank %d was "
-                          "waiting for %s", s->label, gone, (int)s->pids[gone], s->rank,
-                          gone == w->q ? "it" : "the group");
-    if (timed_out)
-        return CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for rank %d to reach "
-                          "step %u; it is stuck or did not call the same collective",
-                          s->label, s->rank, (long long)(s->policy.timeout_ns / 1000000), w->q,
-                          w->target);
+    if (timed_out) {
+        if (q < 0)
+            return group_timeout(s, line_offset, target);
+        CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for rank %d to reach step %u; "
+                   "it is stuck or did not call the same collective", s->label, s->rank,
+                   (long long)(s->policy.timeout_ns / 1000000), q, target);
+        return blame(s, q, CHORUS_TIMEOUT);
+    }
     return CHORUS_SUCCESS;
 }
 
 chorus_result_t shm_wait(struct shm_comm *s, int q, struct shm_line *line, uint32_t target)
 {
-    struct wait_ctx w = {s, q, target};
+    struct wait_ctx w = {s, q, 0, target};
     return chorus_wait_flag(&line->value, target, &s->ctrl[q]->sleepers.value, &s->policy,
+                            health_check, &w);
+}
+
+chorus_result_t shm_wait_shared(struct shm_comm *s, struct shm_line *line, uint32_t target,
+                                size_t group_offset)
+{
+    struct wait_ctx w = {s, -1, group_offset, target};
+    return chorus_wait_flag(&line->value, target, &s->ctrl[0]->sleepers.value, &s->policy,
                             health_check, &w);
 }
 
@@ -368,7 +441,7 @@ chorus_result_t shm_wait_all(struct shm_comm *s, size_t line_offset, uint32_t ta
         } else {
             start = chorus_now_ns();
         }
-        struct wait_ctx w = {s, q, target};
+        struct wait_ctx w = {s, q, line_offset, target};
         CHORUS_CHECK(chorus_wait_flag(&line->value, target, &s->ctrl[q]->sleepers.value, &policy,
                                       health_check, &w));
     }
@@ -395,11 +468,21 @@ chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t re
         ssize_t got = process_vm_readv(s->pids[q], &l, 1, &r, 1, 0);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
-            return CHORUS_ERR(got < 0 && errno == ESRCH ? CHORUS_REMOTE_ERROR
-                                                        : CHORUS_SYSTEM_ERROR,
-                              "%s: single-copy read of %zu bytes from rank %d failed: %s",
-                              s->label, len, q, got < 0 ? strerror(errno) : "no progress");
+        if (got <= 0) {
+            int e = got < 0 ? errno : 0;
+            /* The peer gone or failed (its buffer freed) explains most
+             * failures here: report that cause rather than the read's. */
+            chorus_result_t why = shm_health(s, q, 0, 0, 0);
+            if (why != CHORUS_SUCCESS)
+                return why;
+            /* ESRCH/EFAULT: the peer is exiting (its pidfd not yet ready) or
+             * its buffer is gone; either way rank q is the one to name. */
+            chorus_result_t code =
+                e == ESRCH || e == EFAULT ? CHORUS_REMOTE_ERROR : CHORUS_SYSTEM_ERROR;
+            CHORUS_ERR(code, "%s: single-copy read of %zu bytes from rank %d failed: %s",
+                       s->label, len, q, e ? strerror(e) : "no progress");
+            return blame(s, q, code);
+        }
         dst += got;
         remote += (uint64_t)got;
         len -= (size_t)got;

@@ -38,12 +38,21 @@ struct shm_meta {
     char pad[SHM_LINE - 2 * sizeof(uint64_t)];
 };
 
+/* Why a rank gave up, so the others report the root cause rather than "some
+ * rank failed": blame = 1 + the rank held responsible (the dead or stuck
+ * one, or the aborting rank itself), code = the failure seen. */
+struct shm_abort {
+    _Atomic uint32_t blame; /* 0: this rank is fine */
+    _Atomic uint32_t code;  /* chorus_result_t */
+    char pad[SHM_LINE - 2 * sizeof(uint32_t)];
+};
+
 struct shm_ctrl {
     struct shm_line ready;    /* step s: my contribution for s is readable */
     struct shm_line ready2;   /* step s: my second-phase result is readable */
     struct shm_line done;     /* step s: I have finished reading step s */
     struct shm_line sleepers; /* processes sleeping on a counter of this segment */
-    struct shm_line abort;    /* nonzero: this rank failed or aborted */
+    struct shm_abort abort;   /* set when this rank failed or aborted */
     /* Used in rank 0's segment only, by every rank (the one exception to
      * "only the owner writes"): the arrival counter and result notice of the
      * oversubscribed small allreduce (see algos/shm_allreduce.c). */
@@ -89,6 +98,8 @@ struct shm_comm {
     uint32_t synced;        /* every peer is known done with this step */
     struct chorus_wait_policy policy;
     _Atomic int *local_abort; /* the communicator's abort flag */
+    int blame;                /* rank held responsible for the last failure seen */
+    chorus_result_t blame_code;
     const char *label;        /* for error texts */
     char err_text[256];
 };
@@ -101,7 +112,8 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
                                 int nranks, int oversubscribed, int timeout_ms,
                                 _Atomic int *local_abort);
 void shm_comm_destroy(struct shm_comm *s);
-/* Marks this rank failed in its segment and wakes every sleeper. */
+/* Marks this rank failed in its segment (with the blame and code of the last
+ * failure it saw, else itself) and wakes every sleeper. */
 void shm_comm_abort(struct shm_comm *s);
 
 /* ---- helpers for algorithms ---------------------------------------------- */
@@ -123,6 +135,11 @@ static inline uint32_t shm_next_step(struct shm_comm *s) { return ++s->step; }
 
 /* Waits until rank q's counter line (in q's segment) reaches target. */
 chorus_result_t shm_wait(struct shm_comm *s, int q, struct shm_line *line, uint32_t target);
+/* Waits on a counter in rank 0's segment that every rank moves (the
+ * last-arriver allreduce); on timeout, names the ranks whose counter at
+ * group_offset is behind target. */
+chorus_result_t shm_wait_shared(struct shm_comm *s, struct shm_line *line, uint32_t target,
+                                size_t group_offset);
 /* Publishes my counter line. */
 static inline void shm_post(struct shm_comm *s, struct shm_line *line, uint32_t value)
 {
@@ -140,9 +157,12 @@ static inline void shm_mark_synced(struct shm_comm *s, uint32_t step)
         s->synced = step - 1;
 }
 
-/* The periodic check of every wait: aborted? rank q (or anyone) failed or
- * gone? deadline passed (timed_out)? Returns the error that ends the wait. */
-chorus_result_t shm_health(struct shm_comm *s, int q, uint32_t target, int timed_out);
+/* The periodic check of every wait: aborted? a rank gone? a rank gave up
+ * (and whom did it blame)? deadline passed (timed_out)? q is the rank waited
+ * for, or -1 for a group wait on the counter at line_offset of every rank.
+ * Returns the error that ends the wait and remembers whom it blames. */
+chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32_t target,
+                           int timed_out);
 
 /* Copies len bytes from rank q's address remote into local (single copy). */
 chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t remote,

@@ -141,7 +141,7 @@ static chorus_result_t progress(struct shm_comm *s, struct send_op *snd, struct 
         if (now >= next_check) {
             int timed_out = s->policy.timeout_ns > 0 && waited >= s->policy.timeout_ns;
             int q = !rcv_done ? rcv->peer : snd->peer;
-            CHORUS_CHECK(shm_health(s, q, 0, timed_out));
+            CHORUS_CHECK(shm_health(s, q, 0, 0, timed_out));
             next_check = now + 100000;
         }
         if (waited < s->policy.spin_ns) {

@@ -1,0 +1,143 @@
+/*
+ * perf_timing.c - making the calls and timing them: one call of a variant
+ * (Chorus out-of-place, in-place, or the MPI collective), the warm-up, the
+ * interleaved timed rounds, and combining the ranks' times per -a.
+ *
+ * Apart from checking and output so the choices that make the numbers fair
+ * (how long to warm up, when to add an untimed call after the barrier, the
+ * rotation of variants) can be read and changed in one place.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime */
+#endif
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "perf_internal.h"
+
+#define PERF_SYNC_CALL_BELOW_S 0.001 /* collectives shorter: an untimed call starts each block */
+#define PERF_WARMUP_MIN_S 0.002     /* warm-up goes on past -w calls until this long ... */
+#define PERF_WARMUP_MAX_CALLS 10000 /* ... or this many calls */
+
+double perf_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *what,
+                      chorus_result_t res)
+{
+    fprintf(stderr, "rank %d: %s(count %zu, %s%s%s) failed: %s: %s\n", x->rank, what, c->count,
+            perf_type_info[c->type].name, x->coll->has_op ? ", " : "",
+            x->coll->has_op ? perf_op_names[c->op] : "", chorus_get_error_string(res),
+            chorus_get_last_error());
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
+void perf_run_variant(const perf_ctx_t *x, const perf_case_t *c, int v)
+{
+    size_t ts = c->type_size;
+    if (v == V_MPI) {
+        int err = x->coll->run_mpi(c, x->send, x->recv);
+        if (err != MPI_SUCCESS) {
+            fprintf(stderr, "rank %d: %s failed with MPI error %d\n", x->rank, x->coll->mpi_call, err);
+            MPI_Abort(MPI_COMM_WORLD, 3);
+        }
+        return;
+    }
+    chorus_result_t res = v == V_OOP
+        ? x->coll->run_chorus(c, x->send, x->recv)
+        : x->coll->run_chorus(c, x->recv + c->ip_send_off * ts, x->recv + c->ip_recv_off * ts);
+    if (res != CHORUS_SUCCESS)
+        fail_call(x, c, x->coll->chorus_call, res);
+}
+
+/* Whether each timed block starts with one untimed call. Ranks leave the
+ * barrier before a block at slightly different times (about a microsecond);
+ * a first collective absorbs that skew, and for short collectives it would
+ * otherwise weigh on the timed ones. Long collectives (judged from the
+ * slowest warm-up of any variant on any rank, so every rank agrees) skip it. */
+static int sync_call_needed(const perf_ctx_t *x, double warm_secs_per_iter)
+{
+    double t;
+    if (x->opt.warmup == 0)
+        return 1;
+    MPI_Allreduce(&warm_secs_per_iter, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return t < PERF_SYNC_CALL_BELOW_S;
+}
+
+/* At least -w calls, repeated while under PERF_WARMUP_MIN_S: some libraries
+ * (MPICH here) need far more than nccl-tests' 5 calls before a new size runs
+ * at speed, and a short warm-up would slant the comparison. Ranks agree on
+ * when to stop. Raises *secs_per_iter to the last round's time per call. */
+static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *secs_per_iter)
+{
+    int w = x->opt.warmup, more = w > 0, total = 0;
+    double t0 = perf_now_s(), t = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    while (more) {
+        double t1 = perf_now_s();
+        for (int k = 0; k < w; k++)
+            perf_run_variant(x, c, v);
+        total += w;
+        double t2 = perf_now_s();
+        t = (t2 - t1) / w;
+        int mine = t2 - t0 < PERF_WARMUP_MIN_S && total < PERF_WARMUP_MAX_CALLS;
+        MPI_Allreduce(&mine, &more, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    }
+    *secs_per_iter = t > *secs_per_iter ? t : *secs_per_iter;
+}
+
+/* Per-iteration seconds of each variant on this rank (0 if not run). */
+void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_COUNT],
+                    double secs[V_COUNT])
+{
+    int iters = x->opt.iters, rounds = iters < PERF_MAX_ROUNDS ? iters : PERF_MAX_ROUNDS;
+    double warm = 0;
+    for (int v = 0; v < V_COUNT; v++) {
+        secs[v] = 0;
+        if (run[v])
+            warm_up(x, c, v, &warm);
+    }
+    int sync_call = sync_call_needed(x, warm);
+    for (int r = 0; r < rounds; r++) {
+        int block = iters / rounds + (r < iters % rounds);
+        for (int k = 0; k < V_COUNT; k++) {
+            int v = (r + k) % V_COUNT; /* rotate who goes first */
+            if (!run[v])
+                continue;
+            MPI_Barrier(MPI_COMM_WORLD);
+            if (sync_call)
+                perf_run_variant(x, c, v);
+            double t0 = perf_now_s();
+            for (int it = 0; it < block; it++)
+                perf_run_variant(x, c, v);
+            secs[v] += perf_now_s() - t0;
+        }
+    }
+    for (int v = 0; v < V_COUNT; v++)
+        secs[v] /= iters;
+}
+
+void perf_aggregate_times(const perf_ctx_t *x, double secs[V_COUNT])
+{
+    double out[V_COUNT];
+    switch (x->opt.agg) {
+    case AGG_RANK0:
+        MPI_Bcast(secs, V_COUNT, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        return;
+    case AGG_MIN: MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD); break;
+    case AGG_MAX: MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); break;
+    default:
+        MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        for (int v = 0; v < V_COUNT; v++)
+            out[v] /= x->nranks;
+        break;
+    }
+    memcpy(secs, out, sizeof out);
+}
