@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy.h"
 #include "reduce.h"
 
 #define MAX_STACK_SRCS 64
@@ -140,6 +141,9 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
     const int n = s->nranks, me = s->rank;
     const size_t esize = chorus_type_size(type);
     const size_t piece_max = s->chunk / esize;
+    /* In place, the output lines were just read and sit in cache: plain
+     * stores are cheaper there than streaming ones. */
+    const int stream = send != recv && chorus_copy_streaming(count * esize);
     struct srcs x;
     CHORUS_CHECK(srcs_init(&x, n));
     chorus_result_t res = CHORUS_SUCCESS;
@@ -177,8 +181,8 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
                 if (q != me)
                     res = shm_wait(s, q, &s->ctrl[q]->ready2, st);
                 if (res == CHORUS_SUCCESS && len)
-                    memcpy(recv + (off + lo) * esize, shm_buf(s, q, st) + lo * esize,
-                           len * esize);
+                    chorus_copy(recv + (off + lo) * esize, shm_buf(s, q, st) + lo * esize,
+                                len * esize, stream);
             }
         }
         if (res == CHORUS_SUCCESS)

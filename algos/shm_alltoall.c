@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "copy.h"
+
 /* Bytes of one destination slot in a workspace half. */
 static size_t slot_bytes(const struct shm_comm *s)
 {
@@ -31,8 +33,9 @@ chorus_result_t shm_alltoall(struct shm_comm *s, const void *sendbuf, void *recv
     const int in_place = sendbuf == recvbuf;
     if (block == 0)
         return CHORUS_SUCCESS;
+    const int stream = !in_place && chorus_copy_streaming(block * (size_t)n);
     if (!in_place)
-        memcpy(recv + (size_t)me * block, send + (size_t)me * block, block);
+        chorus_copy(recv + (size_t)me * block, send + (size_t)me * block, block, stream);
     if (n == 1)
         return CHORUS_SUCCESS;
     /* In place, a peer would read blocks we are overwriting: stage instead. */
@@ -69,7 +72,8 @@ chorus_result_t shm_alltoall(struct shm_comm *s, const void *sendbuf, void *recv
         for (int i = 1; i < n; i++) {
             int q = (me + i) % n;
             CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready, st));
-            memcpy(recv + (size_t)q * block + off, shm_buf(s, q, st) + (size_t)me * slot, len);
+            chorus_copy(recv + (size_t)q * block + off, shm_buf(s, q, st) + (size_t)me * slot, len,
+                        stream);
         }
         shm_mark_synced(s, st);
         shm_post(s, &s->ctrl[me]->done, st);

@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#include "copy.h"
+
 /* All ranks must finish reading before any returns (single-copy rounds). */
 static chorus_result_t finish_single_copy(struct shm_comm *s, uint32_t st)
 {
@@ -31,8 +33,10 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
     const char *mine_src = sendbuf;
     if (block == 0)
         return CHORUS_SUCCESS;
+    const int stream = mine_src != recv + (size_t)me * block &&
+                       chorus_copy_streaming(block * (size_t)n);
     if (mine_src != recv + (size_t)me * block)
-        memcpy(recv + (size_t)me * block, mine_src, block);
+        chorus_copy(recv + (size_t)me * block, mine_src, block, stream);
     if (n == 1)
         return CHORUS_SUCCESS;
     if (s->cma && block >= s->cma_min) {
@@ -57,7 +61,7 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
         for (int i = 1; i < n; i++) {
             int q = (me + i) % n;
             CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready, st));
-            memcpy(recv + (size_t)q * block + off, shm_buf(s, q, st), len);
+            chorus_copy(recv + (size_t)q * block + off, shm_buf(s, q, st), len, stream);
         }
         shm_mark_synced(s, st);
         shm_post(s, &s->ctrl[me]->done, st);
@@ -75,8 +79,9 @@ chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *rec
     const char *send = sendbuf;
     if (bytes == 0)
         return CHORUS_SUCCESS;
+    const int stream = chorus_copy_streaming(bytes);
     if (me == root && send != recv)
-        memcpy(recv, send, bytes);
+        chorus_copy(recv, send, bytes, stream);
     if (s->nranks == 1)
         return CHORUS_SUCCESS;
     if (s->cma && bytes >= s->cma_min) {
@@ -100,7 +105,7 @@ chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *rec
             shm_post(s, &s->ctrl[me]->ready, st);
         } else {
             CHORUS_CHECK(shm_wait(s, root, &s->ctrl[root]->ready, st));
-            memcpy(recv + off, shm_buf(s, root, st), len);
+            chorus_copy(recv + off, shm_buf(s, root, st), len, stream);
         }
         shm_post(s, &s->ctrl[me]->done, st);
         off += len;

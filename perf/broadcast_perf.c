@@ -34,7 +34,7 @@ int main(int argc, char **argv)
 {
     static const perf_coll_t coll = {
         .name = "broadcast", .chorus_call = "chorus_broadcast", .mpi_call = "MPI_Bcast",
-        .has_op = 0, .has_root = 1, .has_in_place = 1, .reduces_values = 0, .whole_buffer = 0,
+        .has_op = 0, .has_root = 1, .has_in_place = 1, .mpi_in_place = 1, .reduces_values = 0, .whole_buffer = 0,
         .busbw_factor = busbw_factor, .layout = layout, .run_chorus = run_chorus,
         .run_mpi = run_mpi, .expected = expected};
     return perf_main(argc, argv, &coll);

@@ -259,8 +259,9 @@ static void run_size(perf_ctx_t *x, perf_case_t *c, size_t size)
     }
     x->busbw_sum += row.busbw[V_OOP] + (row.has_ip ? row.busbw[V_IP] : 0);
     x->busbw_n += 1 + row.has_ip;
-    if (row.has_mpi && row.busbw[V_MPI] > 0 && row.busbw[V_OOP] > 0) {
-        row.ratio = row.busbw[V_OOP] / row.busbw[V_MPI];
+    int cmp = x->coll->mpi_in_place && row.has_ip ? V_IP : V_OOP;
+    if (row.has_mpi && row.busbw[V_MPI] > 0 && row.busbw[cmp] > 0) {
+        row.ratio = row.busbw[cmp] / row.busbw[V_MPI];
         x->ratio_logsum += log(row.ratio);
         x->ratio_n++;
     }

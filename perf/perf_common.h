@@ -49,6 +49,8 @@ typedef struct perf_coll {
     int has_op;              /* takes a reduction op (-o) */
     int has_root;            /* takes a root (-r) */
     int has_in_place;        /* has an in-place variant (else those columns read n/a) */
+    int mpi_in_place;        /* the MPI call has one buffer (MPI_Bcast): compare it with
+                                Chorus in place, the same work */
     int reduces_values;      /* 1: inputs must keep a reduction over all ranks exact */
     /* 1: S (the "size" column, algbw's numerator) is the whole buffer of all
      * ranks, count = S / (typesize * nranks); 0: S = count * typesize. */

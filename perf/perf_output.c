@@ -142,7 +142,8 @@ void perf_print_header(perf_ctx_t *x, const char *argv0)
     printf("# algbw = S / time; busbw = algbw x %s (GB = 1e9 B); #wrong: elements that differ\n",
            coll->busbw_factor(4) == 1.0 ? "1" : coll->busbw_factor(4) > 1.0 ? "2(n-1)/n" : "(n-1)/n");
     if (o->mpi)
-        printf("# from the expected value; ratio = Chorus out-of-place busbw / MPI busbw.\n");
+        printf("# from the expected value; ratio = Chorus %s busbw / MPI busbw.\n",
+               coll->mpi_in_place ? "in-place (like the MPI call, one buffer)" : "out-of-place");
     else
         printf("# from the expected value.\n");
     perf_line_t l = {.n = 0};
