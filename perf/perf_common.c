@@ -15,8 +15,10 @@
  *      block of Chorus out-of-place, Chorus in-place and the MPI collective
  *      (the starting variant rotates), each block starting from an
  *      MPI_Barrier, so slow phases of the machine hit every variant alike.
- *      Collectives shorter than 1 ms make one untimed call after the barrier,
- *      so the ranks' uneven exit from it does not weigh on the timed calls.
+ *      Collectives shorter than 1 ms make about 10 ms of untimed calls after
+ *      the barrier, so the ranks' uneven exit from it (and the scheduler's
+ *      after-effects of MPICH's busy-polling barrier when ranks outnumber
+ *      cores) do not weigh on the timed calls; see perf_timing.c.
  *      A rank's time is its block times summed over rounds / iterations; ranks
  *      are then combined per -a (like nccl-tests: average by default).
  */

@@ -17,7 +17,9 @@
 
 #include "perf_internal.h"
 
-#define PERF_SYNC_CALL_BELOW_S 0.001 /* collectives shorter: an untimed call starts each block */
+#define PERF_SYNC_CALL_BELOW_S 0.001 /* collectives shorter: untimed calls start each block */
+#define PERF_SETTLE_S 0.01           /* ... about this long of them */
+#define PERF_SETTLE_MAX_CALLS 5000
 #define PERF_WARMUP_MIN_S 0.002     /* warm-up goes on past -w calls until this long ... */
 #define PERF_WARMUP_MAX_CALLS 10000 /* ... or this many calls */
 
@@ -57,18 +59,26 @@ void perf_run_variant(const perf_ctx_t *x, const perf_case_t *c, int v)
         fail_call(x, c, x->coll->chorus_call, res);
 }
 
-/* Whether each timed block starts with one untimed call. Ranks leave the
- * barrier before a block at slightly different times (about a microsecond);
- * a first collective absorbs that skew, and for short collectives it would
- * otherwise weigh on the timed ones. Long collectives (judged from the
- * slowest warm-up of any variant on any rank, so every rank agrees) skip it. */
-static int sync_call_needed(const perf_ctx_t *x, double warm_secs_per_iter)
+/* How many untimed calls start each timed block of a variant. Ranks leave
+ * the barrier before a block at different times; a first collective absorbs
+ * that skew. When ranks outnumber cores, more is needed: MPICH's barrier
+ * busy-polls, and the scheduler then favours the processes that did not spin
+ * for the next ~10 ms, so whichever library runs right after an MPI_Barrier
+ * runs slowly at first (measured: 200 calls of an 8 B allreduce on 8 ranks
+ * take 8-17 ms after a barrier, 2 ms in steady state). Short collectives
+ * therefore settle for about PERF_SETTLE_S, judged from the slowest rank's
+ * warm-up of that variant so every rank makes the same number of calls. Long
+ * collectives (>= PERF_SYNC_CALL_BELOW_S) need none. */
+static int settle_calls(const perf_ctx_t *x, double warm_secs_per_iter)
 {
     double t;
     if (x->opt.warmup == 0)
         return 1;
     MPI_Allreduce(&warm_secs_per_iter, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return t < PERF_SYNC_CALL_BELOW_S;
+    if (t >= PERF_SYNC_CALL_BELOW_S)
+        return 0;
+    double calls = t > 0 ? PERF_SETTLE_S / t : PERF_SETTLE_MAX_CALLS;
+    return calls < 1 ? 1 : calls > PERF_SETTLE_MAX_CALLS ? PERF_SETTLE_MAX_CALLS : (int)calls;
 }
 
 /* At least -w calls, repeated while under PERF_WARMUP_MIN_S: some libraries
@@ -93,26 +103,39 @@ static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *se
     *secs_per_iter = t > *secs_per_iter ? t : *secs_per_iter;
 }
 
+/* Each library's block starts from that library's own barrier: MPICH's
+ * busy-polls, and when ranks outnumber cores the processes that spun in it
+ * are then held back by the scheduler for several milliseconds, which would
+ * slow whatever runs next; Chorus' barrier yields and leaves no such trace. */
+static void perf_block_barrier(const perf_case_t *c, int v)
+{
+    if (v == V_MPI || chorus_barrier(c->comm) != CHORUS_SUCCESS)
+        MPI_Barrier(MPI_COMM_WORLD);
+}
+
 /* Per-iteration seconds of each variant on this rank (0 if not run). */
 void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_COUNT],
                     double secs[V_COUNT])
 {
     int iters = x->opt.iters, rounds = iters < PERF_MAX_ROUNDS ? iters : PERF_MAX_ROUNDS;
-    double warm = 0;
+    int settle[V_COUNT];
     for (int v = 0; v < V_COUNT; v++) {
+        double warm = 0;
         secs[v] = 0;
-        if (run[v])
+        settle[v] = 0;
+        if (run[v]) {
             warm_up(x, c, v, &warm);
+            settle[v] = settle_calls(x, warm);
+        }
     }
-    int sync_call = sync_call_needed(x, warm);
     for (int r = 0; r < rounds; r++) {
         int block = iters / rounds + (r < iters % rounds);
         for (int k = 0; k < V_COUNT; k++) {
             int v = (r + k) % V_COUNT; /* rotate who goes first */
             if (!run[v])
                 continue;
-            MPI_Barrier(MPI_COMM_WORLD);
-            if (sync_call)
+            perf_block_barrier(c, v);
+            for (int k2 = 0; k2 < settle[v]; k2++)
                 perf_run_variant(x, c, v);
             double t0 = perf_now_s();
             for (int it = 0; it < block; it++)

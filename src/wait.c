@@ -65,7 +65,9 @@ chorus_result_t chorus_wait_flag(_Atomic uint32_t *flag, uint32_t target,
                 break;
         }
     }
-    int64_t next_check = now;
+    /* The first health check comes after one interval: most waits end
+     * sooner, and the check costs a system call. */
+    int64_t next_check = now + CHECK_INTERVAL_NS;
     for (;;) {
         if (now >= next_check) {
             int timed_out = policy->timeout_ns > 0 && now - start >= policy->timeout_ns;

@@ -297,26 +297,52 @@ struct wait_ctx {
 };
 
 /* The first rank found to have died, or -1. Every peer is checked, not
- * only the one waited for: in a group wait the missing rank may be any. */
+ * only the one waited for (in a group wait the missing rank may be any),
+ * with one poll() over all the pidfds. */
 static int exited_rank(struct shm_comm *s, int first)
 {
-    for (int i = 0; i < s->nranks; i++) {
-        int q = (first + i) % s->nranks;
+    struct pollfd stack[64], *fds = stack;
+    int n = s->nranks;
+    if (n > 64 && !(fds = malloc((size_t)n * sizeof *fds)))
+        fds = NULL; /* then the slow path below checks one by one */
+    int nfds = 0;
+    for (int i = 0; fds && i < n; i++) {
+        int q = (first + i) % n;
+        if (q == s->rank || s->pidfds[q] < 0)
+            continue;
+        fds[nfds].fd = s->pidfds[q];
+        fds[nfds].events = POLLIN;
+        fds[nfds].revents = 0;
+        nfds++;
+    }
+    int ready = fds && nfds ? poll(fds, (nfds_t)nfds, 0) : 0;
+    int found = -1;
+    for (int i = 0; i < n && found < 0; i++) {
+        int q = (first + i) % n;
         if (q == s->rank)
             continue;
         /* A rank that posted its abort flag failed cleanly and blamed
          * someone: that blame, not its exit, is the news. */
         if (atomic_load(&s->ctrl[q]->abort.blame))
             continue;
-        if (s->pidfds[q] >= 0) {
+        int dead;
+        if (s->pidfds[q] >= 0 && fds) {
+            dead = 0;
+            for (int k = 0; ready > 0 && k < nfds; k++)
+                if (fds[k].fd == s->pidfds[q])
+                    dead = fds[k].revents != 0;
+        } else if (s->pidfds[q] >= 0) {
             struct pollfd p = {s->pidfds[q], POLLIN, 0};
-            if (poll(&p, 1, 0) > 0)
-                return q;
-        } else if (kill(s->pids[q], 0) != 0 && errno == ESRCH) {
-            return q;
+            dead = poll(&p, 1, 0) > 0;
+        } else {
+            dead = kill(s->pids[q], 0) != 0 && errno == ESRCH;
         }
+        if (dead)
+            found = q;
     }
-    return -1;
+    if (fds != stack)
+        free(fds);
+    return found;
 }
 
 static chorus_result_t health_check(void *arg, int timed_out)

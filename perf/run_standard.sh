@@ -1,0 +1,38 @@
+#!/bin/bash
+# perf/run_standard.sh - the standard side-by-side sweep behind docs/perf.md.
+#
+# Usage: perf/run_standard.sh [BUILD_DIR] [OUT_DIR]
+# Runs every perf tool on 2 ranks (8 B .. 256 MiB) and the small-message
+# allreduce on 4 and 8 ranks (more ranks than cores on purpose), each timing
+# Chorus and the MPI library's own collective on the same buffers in the same
+# run. Writes one .txt (the tool's table) and one .json per run to OUT_DIR,
+# plus busbw plots, and prints the exact command of each run.
+set -euo pipefail
+BUILD=${1:-build}
+OUT=${2:-results/$(date +%Y%m%d-%H%M%S)}
+MPIRUN=${MPIRUN:-$(command -v mpirun.mpich || command -v mpirun)}
+mkdir -p "$OUT"
+BUILD=$(cd "$BUILD" && pwd)
+
+run() { # name np tool args...
+    local name=$1 np=$2 tool=$3
+    shift 3
+    local cmd=("$MPIRUN" -np "$np" "$BUILD/perf/$tool" "$@" -J "$OUT/$name.json")
+    echo "\$ mpirun -np $np perf/$tool $* -J $name.json" | tee "$OUT/$name.txt"
+    "${cmd[@]}" >>"$OUT/$name.txt" 2>&1
+    grep -E '^# (Avg|Out of|Wrong)' "$OUT/$name.txt"
+}
+
+for tool in all_reduce all_gather alltoall reduce_scatter broadcast reduce sendrecv; do
+    run "${tool}_np2" 2 "${tool}_perf" -b 8 -e 256M -f 4 -n 20
+done
+# More ranks than cores: MPICH busy-polls and needs milliseconds per call here,
+# so these runs use few sizes to stay within minutes.
+run all_reduce_np4 4 all_reduce_perf -b 8 -e 4K -f 8 -n 2000
+run all_reduce_np8 8 all_reduce_perf -b 8 -e 8 -n 5000
+if command -v gnuplot >/dev/null; then
+    for f in "$OUT"/*_np2.json; do
+        "$(dirname "$0")/chorus_perf_plot" -o "${f%.json}.png" "$f" >/dev/null
+    done
+fi
+echo "results in $OUT"
