@@ -193,38 +193,41 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
     return res;
 }
 
-chorus_result_t shm_allreduce(struct shm_comm *s, const void *sendbuf, void *recvbuf,
-                              size_t count, chorus_datatype_t type, chorus_op_t op)
+/* A single rank: the result is its input (AVG divides by 1). */
+static chorus_result_t alone(const void *sendbuf, void *recvbuf, size_t count,
+                             chorus_datatype_t type, chorus_op_t op)
+{
+    const void *src = sendbuf;
+    chorus_reduce_many(type, op, recvbuf, &src, 1, count, 1);
+    return CHORUS_SUCCESS;
+}
+
+/* root < 0: allreduce; else reduce to root. */
+static chorus_result_t reduce_to(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                 size_t count, chorus_datatype_t type, chorus_op_t op, int root)
 {
     if (count == 0)
         return CHORUS_SUCCESS;
-    if (s->nranks == 1) {
-        const void *src = sendbuf;
-        chorus_reduce_many(type, op, recvbuf, &src, 1, count, 1);
-        return CHORUS_SUCCESS;
-    }
+    if (s->nranks == 1)
+        return alone(sendbuf, recvbuf, count, type, op);
     size_t bytes = count * chorus_type_size(type);
-    if (s->oversubscribed && bytes <= s->small && bytes + 64 <= s->chunk / 2)
+    if (root < 0 && s->oversubscribed && bytes <= s->small && bytes + 64 <= s->chunk / 2)
         return last_arriver(s, sendbuf, recvbuf, count, type, op);
     if (bytes <= s->small && bytes <= s->chunk)
-        return one_shot(s, sendbuf, recvbuf, count, type, op, -1);
-    return rounds(s, sendbuf, recvbuf, count, type, op, -1);
+        return one_shot(s, sendbuf, recvbuf, count, type, op, root);
+    return rounds(s, sendbuf, recvbuf, count, type, op, root);
+}
+
+chorus_result_t shm_allreduce(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                              size_t count, chorus_datatype_t type, chorus_op_t op)
+{
+    return reduce_to(s, sendbuf, recvbuf, count, type, op, -1);
 }
 
 chorus_result_t shm_reduce(struct shm_comm *s, const void *sendbuf, void *recvbuf, size_t count,
                            chorus_datatype_t type, chorus_op_t op, int root)
 {
-    if (count == 0)
-        return CHORUS_SUCCESS;
-    if (s->nranks == 1) {
-        const void *src = sendbuf;
-        chorus_reduce_many(type, op, recvbuf, &src, 1, count, 1);
-        return CHORUS_SUCCESS;
-    }
-    size_t bytes = count * chorus_type_size(type);
-    if (bytes <= s->small && bytes <= s->chunk)
-        return one_shot(s, sendbuf, recvbuf, count, type, op, root);
-    return rounds(s, sendbuf, recvbuf, count, type, op, root);
+    return reduce_to(s, sendbuf, recvbuf, count, type, op, root);
 }
 
 chorus_result_t shm_reduce_scatter(struct shm_comm *s, const void *sendbuf, void *recvbuf,
@@ -236,11 +239,8 @@ chorus_result_t shm_reduce_scatter(struct shm_comm *s, const void *sendbuf, void
     char *recv = recvbuf;
     if (recvcount == 0)
         return CHORUS_SUCCESS;
-    if (n == 1) {
-        const void *src = sendbuf;
-        chorus_reduce_many(type, op, recvbuf, &src, 1, recvcount, 1);
-        return CHORUS_SUCCESS;
-    }
+    if (n == 1)
+        return alone(sendbuf, recvbuf, recvcount, type, op);
     /* Each round moves a piece of every block: n pieces fill one half. */
     size_t piece_max = s->chunk / esize / (size_t)n;
     if (piece_max == 0)
