@@ -38,7 +38,8 @@ const char *coll_name(coll_kind_t kind);
 
 /* Validates arguments on this rank without communicating. */
 chorus_result_t coll_check(chorus_comm_t comm, const struct coll_args *a);
-/* Runs the operation now, on the calling thread. */
+/* Runs the operation now, on the calling thread. The caller has checked
+ * that comm is usable (chorus_comm_check_usable). */
 chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a);
 
 /* Blocking (req == NULL) or nonblocking submission in comm's order. */

@@ -41,7 +41,10 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&comm->qlock);
 
         chorus_error_clear();
-        req->res = coll_run(comm, &req->args);
+        /* An operation queued earlier may have broken or aborted comm. */
+        req->res = chorus_comm_check_usable(comm, coll_name(req->args.kind));
+        if (req->res == CHORUS_SUCCESS)
+            req->res = coll_run(comm, &req->args);
         chorus_error_save(req->error, sizeof req->error);
 
         pthread_mutex_lock(&comm->qlock);

@@ -33,9 +33,8 @@ struct shm_line {
 /* Small per-round facts a rank publishes next to its data (e.g. the address
  * of its user buffer for single-copy reads), one set per workspace half. */
 struct shm_meta {
-    uint64_t addr;  /* sender's buffer address in its own address space */
-    uint64_t bytes; /* any size the algorithm wants to share */
-    char pad[SHM_LINE - 2 * sizeof(uint64_t)];
+    uint64_t addr; /* sender's buffer address in its own address space */
+    char pad[SHM_LINE - sizeof(uint64_t)];
 };
 
 /* Why a rank gave up, so the others report the root cause rather than "some
