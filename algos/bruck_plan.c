@@ -1,0 +1,2 @@
+/* algos/bruck_plan.c - placeholder, being written */
+typedef int placeholder_bruck_plan;

@@ -1,0 +1,2 @@
+/* algos/plan.c - placeholder, being written */
+typedef int placeholder_plan;

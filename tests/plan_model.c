@@ -1,0 +1,2 @@
+/* tests/plan_model.c - placeholder, being written */
+typedef int placeholder_plan_model;

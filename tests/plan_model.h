@@ -1,0 +1,4 @@
+/* placeholder */
+#ifndef PLAN_MODEL_H
+#define PLAN_MODEL_H
+#endif
