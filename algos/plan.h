@@ -129,4 +129,15 @@ chorus_result_t plan_recv_reduce(struct plan *p, int peer, plan_buf_t src, uint6
 chorus_result_t plan_copy(struct plan *p, plan_buf_t src, uint64_t src_off, plan_buf_t dst,
                           uint64_t dst_off, uint64_t bytes);
 
+/* The generators, one file each; plan_build calls them once the arguments are
+ * checked and the pair is supported (plan_supports). pairwise_plan.c also
+ * holds the direct (full mesh) and dissemination generators. */
+chorus_result_t ring_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t rhd_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t tree_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t bruck_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t pairwise_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t direct_plan(struct plan *p, const struct plan_args *a);
+chorus_result_t dissemination_plan(struct plan *p, const struct plan_args *a);
+
 #endif

@@ -214,6 +214,10 @@ chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
     struct shm_comm *s = comm->shm;
     size_t esize = chorus_type_size(a->type);
     chorus_result_t res;
+    if (comm->net) {
+        res = coll_net_run(comm, a);
+        goto out;
+    }
     switch (a->kind) {
     case COLL_ALLREDUCE:
         res = shm_allreduce(s, a->sendbuf, a->recvbuf, a->count, a->type, a->op);
@@ -253,6 +257,7 @@ chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
     default:
         res = CHORUS_ERR(CHORUS_INTERNAL_ERROR, "unknown operation kind %d", (int)a->kind);
     }
+out:
     /* A peer gone, a timeout or a system failure leave the step counters out
      * of step: the communicator cannot be trusted again. */
     if (res == CHORUS_REMOTE_ERROR || res == CHORUS_TIMEOUT || res == CHORUS_SYSTEM_ERROR ||

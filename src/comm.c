@@ -15,14 +15,28 @@
 #include "node.h"
 #include "reduce.h"
 #include "shm/shm.h"
+#include "transport.h"
 #include "tunables.h"
 
 /* What every rank tells the others at init. */
 struct peer_info {
     uint64_t host_id;
+    uint64_t agree_hash; /* of the tunables every rank must share */
     int32_t pid;
     int32_t npus;
 };
+
+/* Tunables that change which messages a rank sends: ranks that disagree on
+ * them would wait on each other forever, so init refuses the mix. */
+static uint64_t agree_hash(const struct chorus_tunables *t)
+{
+    const char *parts[] = {t->ALGO, "\n", t->TRANSPORT};
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *c = parts[i]; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h;
+}
 
 chorus_result_t chorus_get_unique_id(chorus_unique_id_t *id)
 {
@@ -53,8 +67,18 @@ chorus_result_t chorus_comm_check_usable(chorus_comm_t comm, const char *what)
 void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res)
 {
     int expected = CHORUS_SUCCESS;
-    if (atomic_compare_exchange_strong(&comm->async_error, &expected, (int)res) && comm->shm)
+    if (!atomic_compare_exchange_strong(&comm->async_error, &expected, (int)res))
+        return;
+    if (comm->shm)
         shm_comm_abort(comm->shm);
+    if (comm->net) {
+        /* Tell the other hosts whom to blame, so ranks waiting on this one
+         * report the root cause rather than "rank r gave up". */
+        int blame = comm->net->blame;
+        if (blame < 0 && comm->shm && comm->shm->blame >= 0)
+            blame = comm->layout.local_ranks[comm->shm->blame];
+        comm->net->ops->fail(comm->net, blame >= 0 ? blame : comm->rank, res);
+    }
 }
 
 static chorus_result_t check_config(const chorus_config_t *config, int *timeout_ms,
@@ -81,38 +105,155 @@ static chorus_result_t check_config(const chorus_config_t *config, int *timeout_
     return CHORUS_SUCCESS;
 }
 
-static chorus_result_t check_hosts(chorus_comm_t comm, const struct peer_info *peers)
+/* Groups the ranks by host id (see struct comm_layout). */
+static chorus_result_t layout_build(chorus_comm_t comm, const struct peer_info *peers)
 {
-    for (int q = 1; q < comm->nranks; q++)
-        if (peers[q].host_id != peers[0].host_id)
-            return CHORUS_ERR(CHORUS_INVALID_USAGE,
-                              "%s: ranks 0 and %d are on different hosts (host ids %016llx and "
-                              "%016llx); this version of Chorus joins ranks of one node only "
-                              "(shared memory); the network transports come in a later version",
-                              comm->label, q, (unsigned long long)peers[0].host_id,
-                              (unsigned long long)peers[q].host_id);
+    struct comm_layout *l = &comm->layout;
+    const int n = comm->nranks;
+    uint64_t *hosts = calloc((size_t)n, sizeof *hosts);
+    int *count = calloc((size_t)n, sizeof *count);
+    l->rank_host = calloc((size_t)n, sizeof *l->rank_host);
+    l->rank_local = calloc((size_t)n, sizeof *l->rank_local);
+    l->identity = calloc((size_t)n, sizeof *l->identity);
+    if (!hosts || !count || !l->rank_host || !l->rank_local || !l->identity) {
+        free(hosts);
+        free(count);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    }
+    for (int r = 0; r < n; r++) {
+        int h = 0;
+        while (h < l->nhosts && hosts[h] != peers[r].host_id)
+            h++;
+        if (h == l->nhosts)
+            hosts[l->nhosts++] = peers[r].host_id;
+        l->rank_host[r] = h;
+        l->rank_local[r] = count[h]++;
+        l->identity[r] = r;
+    }
+    l->host = l->rank_host[comm->rank];
+    l->local_rank = l->rank_local[comm->rank];
+    l->local_size = count[l->host];
+    l->ppn = count[0];
+    for (int h = 1; h < l->nhosts; h++)
+        if (count[h] != l->ppn)
+            l->ppn = 0;
+    free(hosts);
+    free(count);
+    l->local_ranks = calloc((size_t)l->local_size, sizeof *l->local_ranks);
+    if (!l->local_ranks)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    for (int r = 0; r < n; r++)
+        if (l->rank_host[r] == l->host)
+            l->local_ranks[l->rank_local[r]] = r;
+    if (l->ppn > 0) {
+        l->grid = calloc((size_t)n, sizeof *l->grid);
+        l->cross = calloc((size_t)l->nhosts, sizeof *l->cross);
+        if (!l->grid || !l->cross)
+            return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+        for (int r = 0; r < n; r++)
+            l->grid[l->rank_host[r] * l->ppn + l->rank_local[r]] = r;
+        for (int h = 0; h < l->nhosts; h++)
+            l->cross[h] = l->grid[h * l->ppn + l->local_rank];
+    }
+    LOG_DEBUG("init", "%s: host %d of %d, local rank %d of %d, %s", comm->label, l->host,
+              l->nhosts, l->local_rank, l->local_size,
+              l->ppn ? "same number of ranks on every host" : "hosts differ in rank count");
     return CHORUS_SUCCESS;
+}
+
+static void layout_free(struct comm_layout *l)
+{
+    free(l->rank_host);
+    free(l->rank_local);
+    free(l->local_ranks);
+    free(l->grid);
+    free(l->cross);
+    free(l->identity);
+    memset(l, 0, sizeof *l);
+}
+
+/* The shared-memory setup of a host's ranks rides on the bootstrap's
+ * allgather over every rank (all hosts set up at the same time, so the
+ * calls line up) and keeps the entries of the host's own ranks. */
+static chorus_result_t host_allgather(void *ctx, const void *mine, void *all, size_t size)
+{
+    chorus_comm_t comm = ctx;
+    char *every = malloc((size_t)comm->nranks * (size ? size : 1));
+    if (!every)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    chorus_result_t res = chorus_bootstrap_allgather(comm->bs, mine, every, size);
+    for (int i = 0; res == CHORUS_SUCCESS && i < comm->layout.local_size; i++)
+        memcpy((char *)all + (size_t)i * size,
+               every + (size_t)comm->layout.local_ranks[i] * size, size);
+    free(every);
+    return res;
+}
+
+static chorus_result_t all_allgather(void *ctx, const void *mine, void *all, size_t size)
+{
+    return chorus_bootstrap_allgather(ctx, mine, all, size);
 }
 
 static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_t *id)
 {
+    const struct chorus_tunables *t = chorus_tunables();
+    const char *mode = t->TRANSPORT;
+    if (strcmp(mode, "auto") && strcmp(mode, "tcp") && strcmp(mode, "shm"))
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_TRANSPORT='%s': use auto, tcp or "
+                          "shm", mode);
+    CHORUS_CHECK(algo_config_parse(&comm->algos, t->ALGO));
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
                                        comm->init_timeout_ms));
-    struct peer_info mine = {0, (int32_t)getpid(), chorus_node_info()->npus};
+    struct peer_info mine = {0, agree_hash(t), (int32_t)getpid(), chorus_node_info()->npus};
     CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
     struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
     if (!peers)
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, peers, sizeof mine);
+    for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks; q++)
+        if (peers[q].agree_hash != mine.agree_hash)
+            res = CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: rank %d runs with other CHORUS_ALGO or "
+                             "CHORUS_TRANSPORT settings than this rank (ALGO='%s', "
+                             "TRANSPORT='%s'); every rank must use the same", comm->label, q,
+                             t->ALGO, t->TRANSPORT);
     if (res == CHORUS_SUCCESS)
-        res = check_hosts(comm, peers);
+        res = layout_build(comm, peers);
+    int other_host = -1;
+    for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks; q++)
+        if (peers[q].host_id != peers[0].host_id && other_host < 0)
+            other_host = q;
+    if (res == CHORUS_SUCCESS && other_host >= 0 && !strcmp(mode, "shm"))
+        res = CHORUS_ERR(CHORUS_INVALID_USAGE,
+                         "%s: ranks 0 and %d are on different hosts (host ids %016llx and "
+                         "%016llx) but CHORUS_TRANSPORT=shm joins ranks of one node only",
+                         comm->label, other_host, (unsigned long long)peers[0].host_id,
+                         (unsigned long long)peers[other_host].host_id);
     free(peers);
     CHORUS_CHECK(res);
+    const struct comm_layout *l = &comm->layout;
+    int use_net = l->nhosts > 1 || !strcmp(mode, "tcp");
+    int use_shm = strcmp(mode, "tcp") != 0;
     /* Ranks outnumbering cores must not spin: the one we wait for needs our core. */
-    int oversubscribed = comm->nranks > chorus_node_info()->npus;
-    CHORUS_CHECK(shm_comm_create(&comm->shm, comm->bs, comm->rank, comm->nranks,
-                                 oversubscribed, comm->timeout_ms, &comm->aborted));
-    comm->shm->label = comm->label;
+    int oversubscribed = l->local_size > chorus_node_info()->npus;
+    if (use_shm) {
+        struct shm_exchange xg = {host_allgather, comm};
+        if (l->nhosts == 1)
+            xg = (struct shm_exchange){all_allgather, comm->bs};
+        CHORUS_CHECK(shm_comm_create(&comm->shm, &xg, l->local_rank, l->local_size,
+                                     oversubscribed, comm->timeout_ms, &comm->aborted));
+        comm->shm->label = comm->label;
+    }
+    if (use_net) {
+        chorus_wait_policy_init(&comm->net_policy, oversubscribed, comm->timeout_ms);
+        struct transport_setup setup = {
+            .rank = comm->rank, .nranks = comm->nranks, .need_peer = NULL,
+            .allgather = all_allgather, .allgather_ctx = comm->bs,
+            .timeout_ms = comm->init_timeout_ms, .label = comm->label,
+            .abort_flag = &comm->aborted,
+        };
+        CHORUS_CHECK(tcp_transport_create(&comm->net, &setup));
+        comm->net->blame = -1;
+    }
     chorus_bootstrap_set_timeout(comm->bs, comm->timeout_ms);
     return CHORUS_SUCCESS;
 }
@@ -120,7 +261,13 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
 static void free_comm(chorus_comm_t comm)
 {
     chorus_requests_stop(comm);
+    if (comm->net)
+        comm->net->ops->destroy(comm->net);
     shm_comm_destroy(comm->shm);
+    layout_free(&comm->layout);
+    plan_free(&comm->plan);
+    plan_exec_cache_free(&comm->exec_cache);
+    free(comm->hier_tmp);
     chorus_bootstrap_destroy(comm->bs);
     pthread_mutex_destroy(&comm->qlock);
     pthread_cond_destroy(&comm->qcond);
@@ -170,8 +317,12 @@ chorus_result_t chorus_comm_init_rank_config(chorus_comm_t *out, int nranks,
         free_comm(comm);
         return res;
     }
-    LOG_INFO("init", "%s ready: shared memory, %d ranks, reduce kernels %s", comm->label,
-             nranks, chorus_reduce_isa());
+    LOG_INFO("init", "%s ready: %d ranks on %d host(s) (%s), reduce kernels %s", comm->label,
+             nranks, comm->layout.nhosts,
+             comm->net && comm->shm ? "shared memory inside, tcp between"
+             : comm->net            ? "tcp between every pair"
+                                    : "shared memory",
+             chorus_reduce_isa());
     *out = comm;
     return CHORUS_SUCCESS;
 }

@@ -7,13 +7,33 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "algo_select.h"
 #include "chorus.h"
+#include "plan.h"
+#include "plan_exec.h"
 
 #define CHORUS_COMM_MAGIC 0x43484f52u /* "CHOR" */
 
 struct chorus_bootstrap;
 struct shm_comm;
 struct chorus_request;
+struct transport;
+struct coll_args;
+
+/* Where the ranks are: grouped by host id, hosts numbered in order of their
+ * lowest rank, ranks of a host numbered in rank order. */
+struct comm_layout {
+    int nhosts;
+    int host;           /* my host's index */
+    int local_rank, local_size;
+    int *rank_host;     /* [nranks] host index of each rank */
+    int *rank_local;    /* [nranks] index of each rank among its host's ranks */
+    int *local_ranks;   /* [local_size] the communicator ranks on my host */
+    int ppn;            /* ranks per host when equal on every host, else 0 */
+    int *grid;          /* ppn > 0: [nhosts * ppn], grid[h * ppn + l] = rank */
+    int *cross;         /* ppn > 0: [nhosts] the ranks with my local index, by host */
+    int *identity;      /* [nranks] r -> r: the group map of flat plans */
+};
 
 struct chorus_comm {
     uint32_t magic;
@@ -21,7 +41,15 @@ struct chorus_comm {
     char label[96]; /* "comm <name> rank r/n", first words of every error text */
     int timeout_ms, init_timeout_ms;
     struct chorus_bootstrap *bs;
-    struct shm_comm *shm;
+    struct shm_comm *shm;     /* the ranks of my host (all ranks on one node) */
+    struct transport *net;    /* between hosts; NULL when every rank is on one */
+    struct comm_layout layout;
+    struct chorus_wait_policy net_policy;
+    struct algo_config algos; /* CHORUS_ALGO */
+    struct plan plan;         /* reused by every plan-based call */
+    struct plan_exec_cache exec_cache;
+    void *hier_tmp;           /* staging of the hierarchical algorithms */
+    size_t hier_tmp_cap;
     _Atomic int aborted;
     _Atomic int async_error; /* chorus_result_t that broke the communicator */
 
@@ -42,6 +70,9 @@ chorus_result_t chorus_comm_check_usable(chorus_comm_t comm, const char *what);
 /* Records a failure that leaves comm unusable (peer gone, timeout, ...) and
  * tells the peers through shared memory so they fail fast too. */
 void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res);
+
+/* coll_net.c: runs a checked operation on a communicator spanning hosts. */
+chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a);
 
 /* request.c */
 chorus_result_t chorus_requests_drain(chorus_comm_t comm);

@@ -80,6 +80,11 @@ struct transport_ops {
 
 struct transport {
     const struct transport_ops *ops;
+    /* After a failure: the rank held responsible (the peer whose connection
+     * broke, or the rank a failure notice blamed) and the code; -1 if none.
+     * The communicator passes it on in its own failure notices. */
+    int blame;
+    chorus_result_t blame_code;
 };
 
 /* transports/tcp: sockets per peer from CHORUS_NET_SOCKETS, interface from

@@ -124,14 +124,14 @@ static int cma_probe(struct shm_comm *s, int q, const struct seg_info *info)
     return 1;
 }
 
-static chorus_result_t agree(struct chorus_bootstrap *bs, struct shm_comm *s, int ok,
+static chorus_result_t agree(const struct shm_exchange *ex, struct shm_comm *s, int ok,
                              const char *what)
 {
     int32_t *all = calloc((size_t)s->nranks, sizeof *all);
     if (!all)
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     int32_t mine = ok;
-    chorus_result_t res = chorus_bootstrap_allgather(bs, &mine, all, sizeof mine);
+    chorus_result_t res = ex->allgather(ex->ctx, &mine, all, sizeof mine);
     for (int q = 0; res == CHORUS_SUCCESS && q < s->nranks; q++)
         if (!all[q])
             res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "rank %d could not %s", q, what);
@@ -139,7 +139,7 @@ static chorus_result_t agree(struct chorus_bootstrap *bs, struct shm_comm *s, in
     return res;
 }
 
-chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *bs, int rank,
+chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange *xg, int rank,
                                 int nranks, int oversubscribed, int timeout_ms,
                                 _Atomic int *local_abort)
 {
@@ -178,7 +178,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
     memset(&mine, 0, sizeof mine);
     chorus_result_t res = create_segment(s, &mine);
     mine.ok = res == CHORUS_SUCCESS;
-    chorus_result_t ex = chorus_bootstrap_allgather(bs, &mine, infos, sizeof mine);
+    chorus_result_t ex = xg->allgather(xg->ctx, &mine, infos, sizeof mine);
     if (ex != CHORUS_SUCCESS || res != CHORUS_SUCCESS) {
         if (mine.ok)
             shm_unlink(mine.name);
@@ -200,7 +200,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
             res = map_peer(s, q, &infos[q]);
     /* Every rank has mapped every segment once this agreement completes:
      * the names can go, so nothing is left behind if a process dies later. */
-    chorus_result_t agreed = agree(bs, s, res == CHORUS_SUCCESS, "map the shared segments");
+    chorus_result_t agreed = agree(xg, s, res == CHORUS_SUCCESS, "map the shared segments");
     shm_unlink(mine.name);
     if (res == CHORUS_SUCCESS)
         res = agreed;
@@ -231,7 +231,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *
         shm_comm_destroy(s);
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     }
-    res = chorus_bootstrap_allgather(bs, &okv, all, sizeof okv);
+    res = xg->allgather(xg->ctx, &okv, all, sizeof okv);
     s->cma = res == CHORUS_SUCCESS;
     for (int q = 0; q < nranks; q++)
         if (!all[q])

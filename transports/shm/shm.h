@@ -103,11 +103,16 @@ struct shm_comm {
     char err_text[256];
 };
 
-struct chorus_bootstrap;
+/* How the ranks of the node swap setup data: all[r * size ..] receives
+ * node rank r's mine. */
+struct shm_exchange {
+    chorus_result_t (*allgather)(void *ctx, const void *mine, void *all, size_t size);
+    void *ctx;
+};
 
 /* Creates, exchanges and maps the segments of nranks ranks that share this
- * node (every rank of the bootstrap). Collective over bs. */
-chorus_result_t shm_comm_create(struct shm_comm **out, struct chorus_bootstrap *bs, int rank,
+ * node. Collective over the exchange. */
+chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange *xg, int rank,
                                 int nranks, int oversubscribed, int timeout_ms,
                                 _Atomic int *local_abort);
 void shm_comm_destroy(struct shm_comm *s);

@@ -1,0 +1,304 @@
+/* coll_net.c - operations on a communicator whose ranks span several hosts.
+ *
+ * Each collective runs either as one flat plan over all ranks (every pair
+ * over the network transport), or node-aware ("hier"): shared memory among
+ * the ranks of a host, a flat plan among the ranks with the same local index
+ * on every host, shared memory again. algo_select() decides, honouring
+ * CHORUS_ALGO. Arguments were checked by coll_check().
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll.h"
+#include "comm.h"
+#include "error.h"
+#include "log.h"
+#include "plan_exec.h"
+#include "reduce.h"
+#include "shm_algos.h"
+#include "transport.h"
+
+/* A flat plan of algo over group (group rank -> communicator rank). */
+static chorus_result_t run_plan(chorus_comm_t comm, const struct plan_args *pa, algo_t algo,
+                                const int *group, const void *sendbuf, void *recvbuf,
+                                chorus_datatype_t type, chorus_op_t op, int avg_div)
+{
+    plan_free(&comm->plan);
+    CHORUS_CHECK(plan_build(&comm->plan, pa, algo));
+    struct plan_exec x = {
+        .net = comm->net,
+        .group_ranks = group,
+        .type = type,
+        .op = op,
+        .avg_div = avg_div,
+        .sendbuf = sendbuf,
+        .recvbuf = recvbuf,
+        .policy = &comm->net_policy,
+        .abort_flag = &comm->aborted,
+        .label = comm->label,
+        .cache = &comm->exec_cache,
+    };
+    LOG_TRACE("coll", "%s: %s over %d ranks with %s (%d steps)", comm->label,
+              coll_name(pa->kind), pa->nranks, algo_name(algo), comm->plan.nsteps);
+    return plan_execute(&x, &comm->plan);
+}
+
+static chorus_result_t tmp_buffer(chorus_comm_t comm, size_t bytes, char **out)
+{
+    if (bytes > comm->hier_tmp_cap) {
+        void *p = realloc(comm->hier_tmp, bytes);
+        if (!p)
+            return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "%s: out of memory (%zu bytes of staging)",
+                              comm->label, bytes);
+        comm->hier_tmp = p;
+        comm->hier_tmp_cap = bytes;
+    }
+    *out = comm->hier_tmp;
+    return CHORUS_SUCCESS;
+}
+
+static int in_place(chorus_comm_t comm, const struct coll_args *a, size_t esize)
+{
+    const char *s = a->sendbuf, *r = a->recvbuf;
+    size_t mine = (size_t)comm->rank * a->count * esize;
+    switch (a->kind) {
+    case COLL_ALLGATHER:
+        return r && s == r + mine;
+    case COLL_REDUCE_SCATTER:
+        return s && r == s + mine;
+    default:
+        return s == r;
+    }
+}
+
+/* Divides n elements at buf by div (the last step of AVG). */
+static void divide(chorus_datatype_t type, void *buf, size_t n, int div)
+{
+    const void *src[1] = {buf};
+    if (n)
+        chorus_reduce_many(type, CHORUS_AVG, buf, src, 1, n, div);
+}
+
+/* ---- flat: one plan over every rank -------------------------------------- */
+
+static chorus_result_t flat_run(chorus_comm_t comm, const struct coll_args *a, algo_t algo)
+{
+    size_t esize = a->kind == COLL_BARRIER ? 1 : chorus_type_size(a->type);
+    const void *sendbuf = a->sendbuf;
+    void *recvbuf = a->recvbuf;
+    struct plan_args pa = {
+        .kind = a->kind, .nranks = comm->nranks, .rank = comm->rank, .count = a->count,
+        .esize = esize, .root = a->root, .sendcounts = a->sendcounts, .sdispls = a->sdispls,
+        .recvcounts = a->recvcounts, .rdispls = a->rdispls,
+    };
+    pa.in_place = in_place(comm, a, esize);
+    if (a->kind == COLL_REDUCE && comm->rank != a->root) {
+        /* Only the root's recvbuf is the caller's to write. */
+        char *tmp;
+        CHORUS_CHECK(tmp_buffer(comm, a->count * esize, &tmp));
+        recvbuf = tmp;
+        pa.in_place = 0;
+    } else if (a->kind == COLL_BROADCAST && comm->rank != a->root) {
+        sendbuf = recvbuf; /* not read off the root */
+        pa.in_place = 1;
+    }
+    return run_plan(comm, &pa, algo, comm->layout.identity, sendbuf, recvbuf, a->type, a->op,
+                    comm->nranks);
+}
+
+/* Point to point: one step with the send and/or the receive. */
+static chorus_result_t p2p_run(chorus_comm_t comm, const struct coll_args *a)
+{
+    size_t esize = chorus_type_size(a->type);
+    struct plan *p = &comm->plan;
+    plan_free(p);
+    plan_reset(p, ALGO_DIRECT);
+    CHORUS_CHECK(plan_step(p));
+    if (a->kind == COLL_SEND || a->kind == COLL_SENDRECV)
+        CHORUS_CHECK(plan_send(p, a->root, PLAN_SENDBUF, 0, a->count * esize));
+    if (a->kind == COLL_RECV)
+        CHORUS_CHECK(plan_recv(p, a->root, PLAN_RECVBUF, 0, a->count * esize));
+    if (a->kind == COLL_SENDRECV)
+        CHORUS_CHECK(plan_recv(p, a->source, PLAN_RECVBUF, 0, a->recvcount * esize));
+    struct plan_exec x = {
+        .net = comm->net, .group_ranks = comm->layout.identity, .type = a->type,
+        .op = CHORUS_SUM, .avg_div = 1, .sendbuf = a->sendbuf, .recvbuf = a->recvbuf,
+        .policy = &comm->net_policy, .abort_flag = &comm->aborted, .label = comm->label,
+        .cache = &comm->exec_cache,
+    };
+    return plan_execute(&x, p);
+}
+
+/* ---- node-aware compositions ---------------------------------------------- */
+
+/* The flat plan among the ranks with my local index, one per host. */
+static chorus_result_t cross_run(chorus_comm_t comm, coll_kind_t kind, size_t count,
+                                 chorus_datatype_t type, chorus_op_t op, int root_host,
+                                 const void *sendbuf, void *recvbuf)
+{
+    const struct comm_layout *l = &comm->layout;
+    size_t esize = chorus_type_size(type);
+    struct plan_args pa = {.kind = kind, .nranks = l->nhosts, .rank = l->host,
+                           .count = count, .esize = esize, .root = root_host};
+    size_t mine = (size_t)l->host * count * esize;
+    pa.in_place = kind == COLL_ALLGATHER        ? (const char *)sendbuf == (char *)recvbuf + mine
+                  : kind == COLL_REDUCE_SCATTER ? (char *)recvbuf == (const char *)sendbuf + mine
+                                                : sendbuf == recvbuf;
+    size_t phase_bytes = count * esize;
+    algo_t algo = algo_select_flat(&comm->algos, kind, l->nhosts, phase_bytes);
+    return run_plan(comm, &pa, algo, l->cross, sendbuf, recvbuf, type, op, 1);
+}
+
+static chorus_result_t hier_allreduce(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    size_t es = chorus_type_size(a->type), L = (size_t)l->ppn, q = a->count / L;
+    size_t r = a->count % L;
+    chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
+    char *recv = a->recvbuf;
+    const char *send = a->sendbuf;
+    if (q) {
+        char *mine = recv + (size_t)l->local_rank * q * es;
+        CHORUS_CHECK(shm_reduce_scatter(comm->shm, send, mine, q, a->type, op));
+        CHORUS_CHECK(cross_run(comm, COLL_ALLREDUCE, q, a->type, op, 0, mine, mine));
+        if (a->op == CHORUS_AVG)
+            divide(a->type, mine, q, comm->nranks);
+        CHORUS_CHECK(shm_allgather(comm->shm, mine, recv, q, a->type));
+    }
+    if (r) {
+        /* The last count % ppn elements: every local rank reduces them over
+         * shared memory and across, which is cheap for so few elements. */
+        char *tail = recv + L * q * es;
+        CHORUS_CHECK(shm_allreduce(comm->shm, send + L * q * es, tail, r, a->type, op));
+        CHORUS_CHECK(cross_run(comm, COLL_ALLREDUCE, r, a->type, op, 0, tail, tail));
+        if (a->op == CHORUS_AVG)
+            divide(a->type, tail, r, comm->nranks);
+    }
+    return CHORUS_SUCCESS;
+}
+
+/* Across first (each local rank gathers its local index's blocks from every
+ * host, so all of a host's links work at once), then inside the host. */
+static chorus_result_t hier_allgather(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    size_t es = chorus_type_size(a->type), blk = a->count * es;
+    size_t H = (size_t)l->nhosts, L = (size_t)l->ppn;
+    char *tmp;
+    CHORUS_CHECK(tmp_buffer(comm, (H + H * L) * blk, &tmp));
+    char *across = tmp, *node = tmp + H * blk;
+    CHORUS_CHECK(cross_run(comm, COLL_ALLGATHER, a->count, a->type, CHORUS_SUM, 0, a->sendbuf,
+                           across));
+    CHORUS_CHECK(shm_allgather(comm->shm, across, node, H * a->count, a->type));
+    /* node holds [local index][host]; the output is in rank order. */
+    for (size_t lr = 0; lr < L; lr++)
+        for (size_t h = 0; h < H; h++)
+            memcpy((char *)a->recvbuf + (size_t)l->grid[h * L + lr] * blk,
+                   node + (lr * H + h) * blk, blk);
+    return CHORUS_SUCCESS;
+}
+
+/* Inside first (local rank lr sums, over its host, the blocks of every
+ * rank with local index lr), then across among those ranks. */
+static chorus_result_t hier_reduce_scatter(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    size_t es = chorus_type_size(a->type), blk = a->count * es;
+    size_t H = (size_t)l->nhosts, L = (size_t)l->ppn;
+    chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
+    char *tmp;
+    CHORUS_CHECK(tmp_buffer(comm, (H * L + H) * blk, &tmp));
+    char *packed = tmp, *partial = tmp + H * L * blk;
+    for (size_t lr = 0; lr < L; lr++)
+        for (size_t h = 0; h < H; h++)
+            memcpy(packed + (lr * H + h) * blk,
+                   (const char *)a->sendbuf + (size_t)l->grid[h * L + lr] * blk, blk);
+    CHORUS_CHECK(shm_reduce_scatter(comm->shm, packed, partial, H * a->count, a->type, op));
+    CHORUS_CHECK(cross_run(comm, COLL_REDUCE_SCATTER, a->count, a->type, op, 0, partial,
+                           a->recvbuf));
+    if (a->op == CHORUS_AVG)
+        divide(a->type, a->recvbuf, a->count, comm->nranks);
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t hier_broadcast(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    int root_local = l->rank_local[a->root], root_host = l->rank_host[a->root];
+    if (l->local_rank == root_local) {
+        const void *src = comm->rank == a->root ? a->sendbuf : a->recvbuf;
+        CHORUS_CHECK(cross_run(comm, COLL_BROADCAST, a->count, a->type, CHORUS_SUM, root_host,
+                               src, a->recvbuf));
+    }
+    return shm_broadcast(comm->shm, a->recvbuf, a->recvbuf, a->count, a->type, root_local);
+}
+
+static chorus_result_t hier_reduce(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    int root_local = l->rank_local[a->root], root_host = l->rank_host[a->root];
+    size_t bytes = a->count * chorus_type_size(a->type);
+    chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
+    char *tmp;
+    CHORUS_CHECK(tmp_buffer(comm, bytes ? bytes : 1, &tmp));
+    CHORUS_CHECK(shm_reduce(comm->shm, a->sendbuf, tmp, a->count, a->type, op, root_local));
+    if (l->local_rank != root_local)
+        return CHORUS_SUCCESS;
+    void *out = comm->rank == a->root ? a->recvbuf : tmp;
+    CHORUS_CHECK(cross_run(comm, COLL_REDUCE, a->count, a->type, op, root_host, tmp, out));
+    if (comm->rank == a->root && a->op == CHORUS_AVG)
+        divide(a->type, out, a->count, comm->nranks);
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t hier_barrier(chorus_comm_t comm)
+{
+    CHORUS_CHECK(shm_barrier(comm->shm));
+    if (comm->layout.local_rank == 0)
+        CHORUS_CHECK(cross_run(comm, COLL_BARRIER, 0, CHORUS_UINT8, CHORUS_SUM, 0, NULL, NULL));
+    return shm_barrier(comm->shm);
+}
+
+static size_t call_bytes(const struct coll_args *a)
+{
+    if (a->kind == COLL_BARRIER)
+        return 0;
+    size_t es = chorus_type_size(a->type);
+    if (a->kind == COLL_ALLTOALLV) {
+        /* The model prices the average block. */
+        return 0;
+    }
+    return a->count * es;
+}
+
+chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
+{
+    if (a->kind == COLL_SEND || a->kind == COLL_RECV || a->kind == COLL_SENDRECV)
+        return p2p_run(comm, a);
+    struct algo_layout lay = {comm->nranks, comm->layout.nhosts, comm->layout.ppn,
+                              comm->shm != NULL};
+    algo_t algo = algo_select(&comm->algos, &lay, a->kind, call_bytes(a));
+    if (algo != ALGO_HIER)
+        return flat_run(comm, a, algo);
+    switch (a->kind) {
+    case COLL_ALLREDUCE:
+        return hier_allreduce(comm, a);
+    case COLL_ALLGATHER:
+        return hier_allgather(comm, a);
+    case COLL_REDUCE_SCATTER:
+        return hier_reduce_scatter(comm, a);
+    case COLL_BROADCAST:
+        return hier_broadcast(comm, a);
+    case COLL_REDUCE:
+        return hier_reduce(comm, a);
+    case COLL_BARRIER:
+        return hier_barrier(comm);
+    default:
+        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "%s: no node-aware %s", comm->label,
+                          coll_name(a->kind));
+    }
+}

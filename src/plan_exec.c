@@ -1,0 +1,206 @@
+/* plan_exec.c - runs a plan over a network transport.
+ *
+ * Each step: local copies first, then every send and receive of the step is
+ * posted at once and driven by the transport's progress until all are done.
+ * A receive-and-reduce lands in staging memory and is reduced piece by piece
+ * as its prefix arrives, so the reduction of a large block overlaps its
+ * transfer instead of following it.
+ *
+ * Waiting: progress() is polled without blocking for the policy's spin time
+ * (a step's answer often comes within microseconds), then it blocks in the
+ * kernel (epoll) in slices of at most WAIT_SLICE_MS, so the abort flag is
+ * seen quickly and an oversubscribed node does not burn the cores the peers
+ * need. The timeout counts from the last byte that moved, and names the
+ * peers still owing data.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "plan_exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "reduce.h"
+#include "transport.h"
+
+#define WAIT_SLICE_MS 10
+
+/* One posted transfer and, for a receive-and-reduce, how far it is reduced. */
+struct exec_slot {
+    struct xfer x;
+    const struct plan_op *op;
+    size_t reduced;
+};
+
+static chorus_result_t grow(void **mem, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return CHORUS_SUCCESS;
+    size_t want = *cap ? *cap : 4096;
+    while (want < need)
+        want = want > SIZE_MAX / 2 ? need : want * 2;
+    void *p = realloc(*mem, want);
+    if (!p)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory (%zu bytes of plan staging)",
+                          want);
+    *mem = p;
+    *cap = want;
+    return CHORUS_SUCCESS;
+}
+
+void plan_exec_cache_free(struct plan_exec_cache *c)
+{
+    free(c->scratch);
+    free(c->staging);
+    free(c->xfers);
+    memset(c, 0, sizeof *c);
+}
+
+/* Reduces whatever prefix of a receive-and-reduce has arrived since last time. */
+static void reduce_arrived(const struct plan_exec *x, chorus_op_t op, char *const bufs[],
+                           struct exec_slot *slot, size_t esize)
+{
+    size_t avail = slot->x.complete ? slot->x.bytes : slot->x.done - slot->x.done % esize;
+    if (avail <= slot->reduced)
+        return;
+    const struct plan_op *o = slot->op;
+    char *dst = bufs[o->dst_buf] + o->dst_off + slot->reduced;
+    const void *srcs[2] = {bufs[o->src_buf] + o->src_off + slot->reduced,
+                           (char *)slot->x.buf + slot->reduced};
+    chorus_reduce_many(x->type, op, dst, srcs, 2, (avail - slot->reduced) / esize, 1);
+    slot->reduced = avail;
+}
+
+static chorus_result_t stalled(const struct plan_exec *x, struct exec_slot *slots, int n,
+                               int64_t idle_ms)
+{
+    char who[512];
+    size_t len = 0;
+    int blame = -1;
+    who[0] = '\0';
+    for (int i = 0; i < n && len < sizeof who - 64; i++) {
+        if (slots[i].x.complete)
+            continue;
+        if (blame < 0)
+            blame = slots[i].x.peer;
+        int w = snprintf(who + len, sizeof who - len, "%s%s %s (%zu of %zu bytes)",
+                         len ? ", " : "", slots[i].x.is_send ? "sending to" : "receiving from",
+                         x->net->ops->peer_name(x->net, slots[i].x.peer), slots[i].x.done,
+                         slots[i].x.bytes);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    x->net->blame = blame;
+    x->net->blame_code = CHORUS_TIMEOUT;
+    return CHORUS_ERR(CHORUS_TIMEOUT, "%s: no data moved for %lld ms while %s (CHORUS_TIMEOUT_MS)",
+                      x->label, (long long)idle_ms, who);
+}
+
+/* Drives one step's transfers to completion. */
+static chorus_result_t wait_step(const struct plan_exec *x, chorus_op_t op, char *const bufs[],
+                                 struct exec_slot *slots, int n, size_t esize)
+{
+    int64_t start = chorus_now_ns(), last_moved = start;
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        left += !slots[i].x.complete;
+    size_t moved_before = 0;
+    while (left > 0) {
+        if (x->abort_flag && atomic_load(x->abort_flag))
+            return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: aborted by the application",
+                              x->label);
+        int64_t now = chorus_now_ns();
+        int wait_ms = now - start < x->policy->spin_ns ? 0 : WAIT_SLICE_MS;
+        CHORUS_CHECK(x->net->ops->progress(x->net, wait_ms));
+        size_t moved = 0;
+        left = 0;
+        for (int i = 0; i < n; i++) {
+            moved += slots[i].x.done;
+            left += !slots[i].x.complete;
+            if (slots[i].op->kind == PLAN_RECV_REDUCE)
+                reduce_arrived(x, op, bufs, &slots[i], esize);
+        }
+        now = chorus_now_ns();
+        if (moved != moved_before) {
+            moved_before = moved;
+            last_moved = now;
+        } else if (left > 0 && x->policy->timeout_ns > 0 &&
+                   now - last_moved > x->policy->timeout_ns) {
+            return stalled(x, slots, n, (now - last_moved) / 1000000);
+        }
+    }
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t run_step(const struct plan_exec *x, const struct plan *p, int s,
+                                chorus_op_t op, char *const bufs[], size_t esize)
+{
+    struct plan_exec_cache *c = x->cache;
+    uint32_t first = p->step_first[s], last = p->step_first[s + 1];
+    size_t nxfer = 0, staging = 0;
+    for (uint32_t i = first; i < last; i++) {
+        const struct plan_op *o = &p->ops[i];
+        if (o->kind == PLAN_COPY) {
+            char *dst = bufs[o->dst_buf] + o->dst_off;
+            const char *src = bufs[o->src_buf] + o->src_off;
+            if (dst != src && o->bytes)
+                memmove(dst, src, o->bytes);
+            continue;
+        }
+        nxfer++;
+        if (o->kind == PLAN_RECV_REDUCE)
+            staging += o->bytes;
+    }
+    if (nxfer == 0)
+        return CHORUS_SUCCESS;
+    CHORUS_CHECK(grow(&c->staging, &c->staging_cap, staging));
+    CHORUS_CHECK(grow((void **)&c->xfers, &c->xfers_cap, nxfer * sizeof(struct exec_slot)));
+    struct exec_slot *slots = (struct exec_slot *)c->xfers;
+    size_t soff = 0;
+    int n = 0;
+    for (uint32_t i = first; i < last; i++) {
+        const struct plan_op *o = &p->ops[i];
+        if (o->kind == PLAN_COPY)
+            continue;
+        struct exec_slot *sl = &slots[n++];
+        memset(sl, 0, sizeof *sl);
+        sl->op = o;
+        sl->x.peer = x->group_ranks[o->peer];
+        sl->x.bytes = o->bytes;
+        if (o->kind == PLAN_SEND) {
+            sl->x.is_send = 1;
+            sl->x.buf = bufs[o->src_buf] + o->src_off;
+        } else if (o->kind == PLAN_RECV) {
+            sl->x.buf = bufs[o->dst_buf] + o->dst_off;
+        } else {
+            sl->x.buf = (char *)c->staging + soff;
+            soff += o->bytes;
+        }
+        CHORUS_CHECK(x->net->ops->post(x->net, &sl->x));
+    }
+    return wait_step(x, op, bufs, slots, n, esize);
+}
+
+chorus_result_t plan_execute(const struct plan_exec *x, const struct plan *p)
+{
+    size_t esize = chorus_type_size(x->type);
+    if (esize == 0)
+        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "%s: plan run with datatype %d", x->label,
+                          (int)x->type);
+    CHORUS_CHECK(grow(&x->cache->scratch, &x->cache->scratch_cap, p->scratch_bytes));
+    char *const bufs[PLAN_NBUFS] = {(char *)x->sendbuf, (char *)x->recvbuf,
+                                    (char *)x->cache->scratch};
+    chorus_op_t op = x->op == CHORUS_AVG ? CHORUS_SUM : x->op;
+    for (int s = 0; s < p->nsteps; s++)
+        CHORUS_CHECK(run_step(x, p, s, op, bufs, esize));
+    if (x->op == CHORUS_AVG && p->result_bytes && x->avg_div > 1) {
+        char *res = bufs[p->result_buf] + p->result_off;
+        const void *src[1] = {res};
+        chorus_reduce_many(x->type, CHORUS_AVG, res, src, 1, p->result_bytes / esize,
+                           x->avg_div);
+    }
+    return CHORUS_SUCCESS;
+}
