@@ -514,6 +514,8 @@ chorus_result_t chorus_comm_abort(chorus_comm_t comm)
     atomic_compare_exchange_strong(&comm->async_error, &expected, (int)CHORUS_INVALID_USAGE);
     if (comm->shm)
         shm_comm_abort(comm->shm);
+    if (comm->net) /* peers on other hosts fail fast instead of timing out */
+        comm->net->ops->fail(comm->net, comm->rank, CHORUS_INVALID_USAGE);
     LOG_INFO("abort", "%s aborted by the application", comm->label);
     return CHORUS_SUCCESS;
 }

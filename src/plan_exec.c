@@ -27,6 +27,7 @@
 #include "transport.h"
 
 #define WAIT_SLICE_MS 10
+#define TIMEOUT_GRACE_MS 2000 /* at most; half the timeout when that is less */
 
 /* One posted transfer and, for a receive-and-reduce, how far it is reduced. */
 struct exec_slot {
@@ -129,7 +130,22 @@ static chorus_result_t wait_step(const struct plan_exec *x, chorus_op_t op, char
             last_moved = now;
         } else if (left > 0 && x->policy->timeout_ns > 0 &&
                    now - last_moved > x->policy->timeout_ns) {
-            return stalled(x, slots, n, (now - last_moved) / 1000000);
+            /* The peer we wait for may itself be waiting for a stuck rank
+             * and time out at about the same moment. Tell everyone whom we
+             * suspect at once, then listen a little longer: a notice from
+             * a rank further down the chain names the real culprit. */
+            int suspect = -1;
+            for (int i = 0; i < n && suspect < 0; i++)
+                if (!slots[i].x.complete)
+                    suspect = slots[i].x.peer;
+            x->net->ops->fail(x->net, suspect, CHORUS_TIMEOUT);
+            int64_t grace = x->policy->timeout_ns / 2;
+            if (grace > (int64_t)TIMEOUT_GRACE_MS * 1000000)
+                grace = (int64_t)TIMEOUT_GRACE_MS * 1000000;
+            int64_t grace_end = now + grace;
+            while (chorus_now_ns() < grace_end)
+                CHORUS_CHECK(x->net->ops->progress(x->net, WAIT_SLICE_MS));
+            return stalled(x, slots, n, (chorus_now_ns() - last_moved) / 1000000);
         }
     }
     return CHORUS_SUCCESS;

@@ -3,13 +3,13 @@
 #
 # Topology made by `up N` (defaults shown; PREFIX=chns, SUBNET=10.77.0):
 #
-#     root namespace                        namespace PREFIX<i>  (i = 0..N-1)
-#     +---------------------------+         +----------------------------+
-#     | bridge PREFIXbr           |  veth   | eth0  SUBNET.<i+1>/24       |
-#     |   SUBNET.254/24  ("switch")|<------->| lo up                       |
-#     |   ports: PREFIXv<i>       |         | default via SUBNET.254      |
-#     +---------------------------+         | [tc shaping on eth0 egress] |
-#                                           +----------------------------+
+#     root namespace                          namespace PREFIX<i> (i = 0..N-1)
+#     +----------------------------+          +-----------------------------+
+#     | bridge PREFIXbr ("switch") |   veth   | eth0  SUBNET.<i+1>/24       |
+#     |   SUBNET.254/24            |<-------->| lo up                       |
+#     |   ports: PREFIXv<i>        |          | default via SUBNET.254      |
+#     +----------------------------+          | [tc shaping on eth0 egress] |
+#                                             +-----------------------------+
 #
 # Every node reaches every other node through the bridge (layer 2), and the
 # root namespace (where mpiexec or a test driver runs) through the bridge's
@@ -75,7 +75,7 @@ PROG=netns.sh
 LOCK=${CHORUS_NETNS_LOCK:-/run/lock/chorus-netns.lock}
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
-usage_error() { echo "$PROG: $*" >&2; echo "usage: see the comment at the top of $0" >&2; exit 2; }
+usage_error() { echo "$PROG: $*" >&2; echo "usage: $0 help" >&2; exit 2; }
 warn() { echo "$PROG: warning: $*" >&2; }
 info() { [ -n "${CHORUS_NETNS_QUIET:-}" ] || echo "$PROG: $*" >&2; }
 
@@ -492,7 +492,7 @@ while [ $# -gt 0 ]; do
         --best-effort) BEST_EFFORT=1; shift ;;
         --brnf-off) BRNF_OFF=1; shift ;;
         --no-check) CHECK=0; shift ;;
-        --env) HOSTS_MODE=env; shift ;;
+        --env) HOSTS_MODE="env"; shift ;;
         --addrs) HOSTS_MODE=addrs; shift ;;
         --) shift; args+=("$@"); break ;;
         -*)

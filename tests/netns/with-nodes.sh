@@ -63,7 +63,7 @@ if [ -z "$PREFIX" ]; then
     letters=abcdefghijklmnopqrstuvwxyz
     for try in 1 2 3 4 5 6 7 8 9 10; do
         PREFIX=cw
-        for i in 1 2 3 4 5; do PREFIX+=${letters:$(((RANDOM + $$ * try) % 26)):1}; done
+        for _ in 1 2 3 4 5; do PREFIX+=${letters:$(((RANDOM + $$ * try) % 26)):1}; done
         ip netns list 2>/dev/null | awk '{print $1}' | grep -qE "^${PREFIX}[0-9]+\$" || break
     done
 fi
@@ -100,10 +100,10 @@ tree_pids() {
 stop_child() {
     [ -n "$child" ] || return 0
     kill -0 "$child" 2>/dev/null || return 0
-    local pids i
+    local pids
     pids=$(tree_pids "$child" | tr '\n' ' ')
     kill -TERM $pids 2>/dev/null
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         pids=$(for p in $pids; do kill -0 "$p" 2>/dev/null && echo "$p"; done | tr '\n' ' ')
         [ -n "${pids// /}" ] || return 0
         sleep 0.1

@@ -152,17 +152,28 @@ static chorus_result_t peer_failed(struct tcp_transport *t, const struct tcp_pee
     chorus_result_t code = known ? (chorus_result_t)h->total : CHORUS_REMOTE_ERROR;
     const char *why = known ? chorus_get_error_string(code) : "unknown error";
     const char *reporter = t->names[p->rank];
-    chorus_result_t res;
-    if (blame == t->rank)
-        res = CHORUS_ERR(CHORUS_REMOTE_ERROR,
-                         "%s: rank %d (this rank) was reported failed (%s) by %s", t->label,
-                         t->rank, why, reporter);
+    chorus_result_t res = CHORUS_SUCCESS;
+    if (blame == t->rank) {
+        /* It stopped waiting for us. If we wait for someone else, that
+         * wait's own timeout names the real culprit; only transfers with
+         * the reporter itself are lost from here on. */
+        struct tcp_peer *pp = t->peers[p->rank];
+        pp->gave_up = 1;
+        pp->gave_up_code = code;
+        if (!pp->sends.head && !pp->recvs.head) {
+            LOG_INFO("tcp", "%s: %s gave up waiting for this rank (%s)", t->label, reporter,
+                     why);
+            return CHORUS_SUCCESS;
+        }
+        res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: %s gave up waiting for this rank (%s)",
+                         t->label, reporter, why);
+    }
     else if (blame >= 0 && blame < t->nranks)
         res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed (%s), reported by %s",
                          t->label, (int)blame, why, reporter);
     else
         res = CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: %s gave up (%s)", t->label, reporter, why);
-    if (blame < 0 || blame >= t->nranks)
+    if (blame < 0 || blame >= t->nranks || blame == t->rank)
         blame = p->rank;
     return breaks(t, res, (int)blame, code);
 }
@@ -437,6 +448,12 @@ static chorus_result_t tcp_post(struct transport *base, struct xfer *x)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "%s: NULL buffer for %zu bytes with %s",
                           t->label, x->bytes, t->names[x->peer]);
     struct tcp_peer *p = t->peers[x->peer];
+    if (p->gave_up)
+        return breaks(t,
+                      CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: %s gave up waiting for this rank "
+                                 "(%s) earlier", t->label, t->names[x->peer],
+                                 chorus_get_error_string(p->gave_up_code)),
+                      x->peer, CHORUS_REMOTE_ERROR);
     struct tcp_queue *q = x->is_send ? &p->sends : &p->recvs;
     x->done = 0;
     x->complete = 0;
@@ -465,6 +482,9 @@ static chorus_result_t tcp_post(struct transport *base, struct xfer *x)
 static void tcp_fail(struct transport *base, int blame, chorus_result_t code)
 {
     struct tcp_transport *t = tcp_of(base);
+    /* Once: the communicator's thread and an aborting thread may both call. */
+    if (atomic_exchange(&t->fail_sent, 1))
+        return;
     uint8_t msg[TCP_HDR_BYTES];
     put_hdr(msg, TCP_MSG_FAIL, (uint64_t)(int64_t)blame, 0, 0, (uint64_t)code);
     for (int q = 0; q < t->nranks; q++) {

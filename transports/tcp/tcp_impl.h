@@ -30,6 +30,7 @@
 #ifndef CHORUS_TCP_IMPL_H
 #define CHORUS_TCP_IMPL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -116,11 +117,14 @@ struct tcp_peer {
     struct tcp_sock *data; /* [nsock] */
     struct tcp_queue sends, recvs;
     int ctrl_eof; /* the peer closed its control connection (not an error) */
+    int gave_up;  /* it stopped waiting for this rank: later transfers with it fail */
+    chorus_result_t gave_up_code;
 };
 
 struct tcp_transport {
     struct transport base;
     int rank, nranks;
+    _Atomic int fail_sent;             /* tcp_fail ran (it tells peers only once) */
     char label[96];
     int epfd;
     struct tcp_peer **peers;           /* [nranks]; NULL: not connected */
