@@ -150,7 +150,7 @@ have() { [ -x "$T/$1" ]; }
 missing() { record "$1" 1 "$T/$1 was not built"; }
 
 # ---- unit tests (one process) -----------------------------------------------------------------
-for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault; do
+for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault test_tcp test_plan; do
     if have "$t"; then
         run_test "$t" 180 "$T/$t"
     else
@@ -161,6 +161,82 @@ if have test_tunables; then
     run_test "test_tunables --bad-env CHORUS_SHM_CHUNK=abc" 30 \
         env CHORUS_SHM_CHUNK=abc "$T/test_tunables" --bad-env CHORUS_SHM_CHUNK
 fi
+
+# ---- the network path (TCP transport, plans, node-aware algorithms) ---------------------------------
+# 1. every rank over TCP on this host (CHORUS_TRANSPORT=tcp), each algorithm
+#    forced, and the failure scenarios over TCP;
+# 2. "hosts" faked with per-rank CHORUS_HOSTID (MPMD segments), so the
+#    node-aware algorithms run over shared memory + TCP on loopback;
+# 3. real namespaces joined by veth pairs to a bridge (tests/netns), one
+#    network stack per "node", MPICH launching into them (needs root).
+net_tests() {
+    local q=(--quick --no-large) algo np
+    have test_fault && run_test "test_fault [TRANSPORT=tcp]" 240 \
+        env CHORUS_TRANSPORT=tcp "$T/test_fault"
+    have test_coll || return 0
+    for algo in ring rhd tree bruck pairwise direct; do
+        for np in 3 4; do
+            [ "$QUICK" = 1 ] && [ "$np" = 4 ] && continue
+            run_test "test_coll np=$np [TRANSPORT=tcp ALGO=$algo]" 300 \
+                env CHORUS_TRANSPORT=tcp CHORUS_ALGO=$algo \
+                "$MPIRUN" -np "$np" "$T/test_coll" "${q[@]}" --seed $((29 + np))
+        done
+    done
+    run_test "test_coll np=2 [TRANSPORT=tcp, 64 MiB cases]" 300 \
+        env CHORUS_TRANSPORT=tcp "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 64
+    # fake hosts: 2 x 2 (model's choice, with large cases), 3 x 2 (node-aware
+    # forced), 2 + 1 (unequal hosts: flat plans), 4 x 1
+    local tc=("$T/test_coll" "${q[@]}")
+    run_test "test_coll 2x2 hosts (hostid) auto" 300 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_coll" --quick --large-mib 16 : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_coll" --quick --large-mib 16
+    run_test "test_coll 3x2 hosts (hostid) [ALGO=hier]" 300 \
+        "$MPIRUN" -genv CHORUS_ALGO hier -np 2 -env CHORUS_HOSTID a "${tc[@]}" : \
+        -np 2 -env CHORUS_HOSTID b "${tc[@]}" : -np 2 -env CHORUS_HOSTID c "${tc[@]}"
+    run_test "test_coll 2+1 hosts (hostid) auto" 300 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "${tc[@]}" : -np 1 -env CHORUS_HOSTID b "${tc[@]}"
+    run_test "test_coll 2x2 hosts (hostid) --split" 300 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "${tc[@]}" --split : \
+        -np 2 -env CHORUS_HOSTID b "${tc[@]}" --split
+    have test_p2p && run_test "test_p2p 2x2 hosts (hostid)" 240 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_p2p" --quick : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_p2p" --quick
+    have test_comm && run_test "test_comm 2x2 hosts (hostid)" 240 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_comm" : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_comm"
+    have test_badinput && run_test "test_badinput 2x2 hosts (hostid)" 240 \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_badinput" : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_badinput"
+    # ranks disagreeing on CHORUS_ALGO are refused at init, not left to hang
+    have test_badinput && run_test "env check: CHORUS_ALGO differs between ranks" 60 \
+        "$MPIRUN" -np 1 -env CHORUS_ALGO ring "$T/test_badinput" --env-mismatch CHORUS_ALGO : \
+        -np 1 "$T/test_badinput" --env-mismatch CHORUS_ALGO
+    have test_badinput && run_test "env check CHORUS_ALGO=allreduce:bruck (np=2)" 60 \
+        env CHORUS_ALGO=allreduce:bruck "$MPIRUN" -np 2 "$T/test_badinput" --env-check CHORUS_ALGO
+
+    # real namespaces
+    if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
+        record "netns multi-node tests" 1 "need root and iproute2 (ip netns)"
+        return 0
+    fi
+    [ "$QUICK" = 1 ] && return 0
+    local NS=$SRC/tests/netns
+    run_test "netns selftest" 120 "$NS/selftest.sh"
+    local shape
+    for shape in "2 1" "2 2" "3 2" "4 1"; do
+        run_test "test_coll netns ${shape/ /x} auto" 300 \
+            "$NS/mpirun-nodes.sh" $shape --timeout 280 -- "${tc[@]}"
+    done
+    for algo in ring rhd tree bruck pairwise direct hier; do
+        run_test "test_coll netns 2x2 [ALGO=$algo]" 300 \
+            env CHORUS_ALGO=$algo "$NS/mpirun-nodes.sh" 2 2 --timeout 280 -- "${tc[@]}"
+    done
+    run_test "test_coll netns 3x2 round-robin --split" 300 \
+        "$NS/mpirun-nodes.sh" 3 2 --rr --timeout 280 -- "${tc[@]}" --split
+    run_test "test_coll netns 2x2 rate 1gbit, 64 MiB cases" 300 \
+        "$NS/mpirun-nodes.sh" 2 2 --rate 1gbit --timeout 280 -- "$T/test_coll" --quick \
+        --large-mib 64 --coll allreduce
+}
 
 # ---- multi-process tests -------------------------------------------------------------------------
 if [ -z "$MPIRUN" ]; then
@@ -225,6 +301,7 @@ else
             env CHORUS_SHM_P2P_SLOT=1M CHORUS_CMA=off "$MPIRUN" -np 2 "$T/test_p2p" --quick
     fi
 
+    net_tests
     # a malformed tunable makes communicator creation fail, naming the variable
     if have test_badinput; then
         run_test "env check CHORUS_SHM_CHUNK=abc (np=2)" 60 \

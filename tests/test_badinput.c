@@ -710,7 +710,9 @@ static void test_threads(void)
 
 /* ---- env-check mode --------------------------------------------------------------------------- */
 
-static int env_check(const char *var)
+/* --env-check VAR: VAR is malformed on every rank (invalid argument);
+ * --env-mismatch VAR: VAR differs between ranks (invalid usage). */
+static int env_check(const char *var, chorus_result_t want)
 {
     char name[128];
     snprintf(name, sizeof name, "test_badinput --env-check %s", var);
@@ -733,7 +735,7 @@ static int env_check(const char *var)
     double t0 = tu_now();
     chorus_result_t r = chorus_comm_init_rank(&c, n, id, me);
     double dt = tu_now() - t0;
-    EXPECT(r, IA);
+    EXPECT(r, want);
     const char *le = chorus_get_last_error();
     CHECK(r == CHORUS_SUCCESS || (le && strstr(le, var)),
           "init: last error \"%s\" does not name %s", le ? le : "(NULL)", var);
@@ -747,7 +749,9 @@ static int env_check(const char *var)
 int main(int argc, char **argv)
 {
     /* bound every wait so that a missed error is a failure, not a hang */
-    if (!(argc == 3 && !strcmp(argv[1], "--env-check"))) {
+    int env_mode = argc == 3 && (!strcmp(argv[1], "--env-check") ||
+                                 !strcmp(argv[1], "--env-mismatch"));
+    if (!env_mode) {
         setenv("CHORUS_INIT_TIMEOUT_MS", "8000", 0);
         setenv("CHORUS_TIMEOUT_MS", "20000", 0);
     }
@@ -759,14 +763,15 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 2;
     }
-    if (argc == 3 && !strcmp(argv[1], "--env-check")) {
-        int rc = env_check(argv[2]);
+    if (env_mode) {
+        int rc = env_check(argv[2], !strcmp(argv[1], "--env-check") ? IA
+                                                                    : CHORUS_INVALID_USAGE);
         MPI_Finalize();
         return rc;
     }
     if (argc != 1) {
         if (me == 0)
-            fprintf(stderr, "usage: test_badinput [--env-check VAR]\n");
+            fprintf(stderr, "usage: test_badinput [--env-check VAR | --env-mismatch VAR]\n");
         MPI_Finalize();
         return 2;
     }
