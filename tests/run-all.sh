@@ -9,7 +9,8 @@
 #   4. clang build in build-clang/ (--enable-werror): build + unit tests
 #   5. ASan+UBSan build in build-asan/ (--enable-sanitizers): tests/run.sh
 #      (quick sweeps, LSan on with tests/lsan.supp for MPI's own leaks)
-#   6. valgrind memcheck: a small np=2 allreduce run of test_coll
+#   6. valgrind memcheck: small np=2 runs of test_coll (shared memory and TCP), test_p2p, and
+#      test_tcp with leak checking
 # Ends with one "N passed, N failed" line summing every stage; exit status 0
 # iff nothing failed.
 #
@@ -82,7 +83,7 @@ suite() {
 
 # ---- 1. packages ------------------------------------------------------------------------
 PKGS="build-essential autoconf automake libtool pkg-config mpich libmpich-dev libhwloc-dev hwloc
-      libibverbs-dev librdmacm-dev clang valgrind gnuplot-nox"
+      libibverbs-dev librdmacm-dev clang valgrind gnuplot-nox iproute2 iputils-ping"
 install_packages() {
     local missing=()
     for p in $PKGS; do
@@ -174,6 +175,14 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ] && [ -x "$ROOT/build/tests/test_coll" ]; then
         step "valgrind: test_p2p np=2 (quick)" \
             timeout -k 10 900 "$MPIRUN" -np 2 "$ROOT/build/libtool" --mode=execute "${vg[@]}" \
             "$ROOT/build/tests/test_p2p" --quick --small
+        step "valgrind: test_coll np=2 allreduce over TCP (small)" \
+            timeout -k 10 900 env CHORUS_TRANSPORT=tcp "$MPIRUN" -np 2 "$ROOT/build/libtool" \
+            --mode=execute "${vg[@]}" "$ROOT/build/tests/test_coll" --quick --no-large \
+            --coll allreduce --max-count 4097
+        step "valgrind: test_tcp --quick (leak check)" \
+            timeout -k 10 900 "$ROOT/build/libtool" --mode=execute valgrind -q --error-exitcode=1 \
+            --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+            "$ROOT/build/tests/test_tcp" --quick
     else
         bad "valgrind: mpirun or valgrind missing" 0
     fi
