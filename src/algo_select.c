@@ -21,6 +21,10 @@ static const struct link_cost SHM = {1e-6, 1.0 / 6e9, 1.0 / 4e9};
 /* Pipeline segment of the chain broadcast (algos/ring_plan.c). */
 #define CHAIN_SEGMENT (1u << 20)
 
+/* Direct (everyone to everyone at once) saves latency but n-1 flows converge
+ * on each receiver; switches and TCP lose some bandwidth to that incast. */
+#define INCAST 1.25
+
 static int hier_supports(coll_kind_t kind)
 {
     return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
@@ -160,7 +164,7 @@ static double flat_cost(algo_t a, coll_kind_t kind, int n, double m, const struc
         case ALGO_BRUCK:
             return L * c->alpha + (N - 1) * m * c->beta + N * m * SHM.beta;
         case ALGO_DIRECT:
-            return c->alpha * (1 + (N - 1) * 0.1) + (N - 1) * m * c->beta;
+            return c->alpha * (1 + (N - 1) * 0.1) + INCAST * (N - 1) * m * c->beta;
         default:
             return -1;
         }
@@ -170,8 +174,6 @@ static double flat_cost(algo_t a, coll_kind_t kind, int n, double m, const struc
             return (N - 1) * (c->alpha + m * (c->beta + c->gamma));
         case ALGO_RHD:
             return (L + 2 * fold) * c->alpha + (N - 1 + fold * N) * m * (c->beta + c->gamma);
-        case ALGO_DIRECT:
-            return c->alpha * (1 + (N - 1) * 0.1) + (N - 1) * m * (c->beta + c->gamma);
         default:
             return -1;
         }
@@ -184,7 +186,7 @@ static double flat_cost(algo_t a, coll_kind_t kind, int n, double m, const struc
             return kind == COLL_ALLTOALL ? L * (c->alpha + N / 2 * m * c->beta) + 2 * N * m * SHM.beta
                                          : -1;
         case ALGO_DIRECT:
-            return c->alpha * (1 + (N - 1) * 0.1) + (N - 1) * m * c->beta;
+            return c->alpha * (1 + (N - 1) * 0.1) + INCAST * (N - 1) * m * c->beta;
         default:
             return -1;
         }

@@ -254,6 +254,16 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
         CHORUS_CHECK(tcp_transport_create(&comm->net, &setup));
         comm->net->blame = -1;
     }
+    for (int k = 0; use_net && k < ALGO_NKINDS; k++)
+        if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1)) {
+            LOG_WARN("init", "%s: CHORUS_ALGO forces hier, but %s: the cost model chooses "
+                     "flat algorithms instead", comm->label,
+                     !use_shm          ? "CHORUS_TRANSPORT=tcp leaves no shared memory"
+                     : l->nhosts == 1  ? "all ranks are on one host"
+                     : l->ppn == 0     ? "the hosts hold different numbers of ranks"
+                                       : "each host holds one rank");
+            break;
+        }
     chorus_bootstrap_set_timeout(comm->bs, comm->timeout_ms);
     return CHORUS_SUCCESS;
 }
