@@ -28,7 +28,8 @@ static const struct link_cost SHM = {1e-6, 1.0 / 6e9, 1.0 / 4e9};
 static int hier_supports(coll_kind_t kind)
 {
     return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
-           kind == COLL_BROADCAST || kind == COLL_REDUCE || kind == COLL_BARRIER;
+           kind == COLL_ALLTOALL || kind == COLL_BROADCAST || kind == COLL_REDUCE ||
+           kind == COLL_BARRIER;
 }
 
 static int supports(algo_t a, coll_kind_t kind)
@@ -237,6 +238,10 @@ static double hier_cost(const struct algo_config *cfg, const struct algo_layout 
     case COLL_REDUCE_SCATTER:
         inner_m = m;
         local = P * H * m * (2 * SHM.beta + SHM.gamma) + SHM.alpha;
+        break;
+    case COLL_ALLTOALL:
+        inner_m = P * m; /* a node's blocks travel together */
+        local = 4 * P * H * m * SHM.beta + SHM.alpha; /* three packs and the shm exchange */
         break;
     case COLL_BROADCAST:
     case COLL_REDUCE:

@@ -225,6 +225,37 @@ static chorus_result_t hier_reduce_scatter(chorus_comm_t comm, const struct coll
     return CHORUS_SUCCESS;
 }
 
+/* Aggregated per node: inside the node, local rank l collects every block
+ * bound for local index l on any host; across, one message per host pair
+ * carries a whole node's blocks (H - 1 messages per rank instead of n - 1). */
+static chorus_result_t hier_alltoall(chorus_comm_t comm, const struct coll_args *a)
+{
+    const struct comm_layout *l = &comm->layout;
+    size_t es = chorus_type_size(a->type), blk = a->count * es;
+    size_t H = (size_t)l->nhosts, L = (size_t)l->ppn, n = H * L;
+    char *tmp;
+    CHORUS_CHECK(tmp_buffer(comm, 2 * n * blk, &tmp));
+    char *x = tmp, *y = tmp + n * blk;
+    /* x[l'][h] = my block for rank (h, l') */
+    for (size_t lr = 0; lr < L; lr++)
+        for (size_t h = 0; h < H; h++)
+            memcpy(x + (lr * H + h) * blk,
+                   (const char *)a->sendbuf + (size_t)l->grid[h * L + lr] * blk, blk);
+    /* y[l][h] = local rank l's block for rank (h, my local index) */
+    CHORUS_CHECK(shm_alltoall(comm->shm, x, y, H * a->count, a->type));
+    /* x[h][l] = y[l][h]: what goes to host h, in local-rank order */
+    for (size_t lr = 0; lr < L; lr++)
+        for (size_t h = 0; h < H; h++)
+            memcpy(x + (h * L + lr) * blk, y + (lr * H + h) * blk, blk);
+    /* y[h][l] = rank (h, l)'s block for me */
+    CHORUS_CHECK(cross_run(comm, COLL_ALLTOALL, L * a->count, a->type, CHORUS_SUM, 0, x, y));
+    for (size_t h = 0; h < H; h++)
+        for (size_t lr = 0; lr < L; lr++)
+            memcpy((char *)a->recvbuf + (size_t)l->grid[h * L + lr] * blk,
+                   y + (h * L + lr) * blk, blk);
+    return CHORUS_SUCCESS;
+}
+
 static chorus_result_t hier_broadcast(chorus_comm_t comm, const struct coll_args *a)
 {
     const struct comm_layout *l = &comm->layout;
@@ -291,6 +322,8 @@ chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
         return hier_allgather(comm, a);
     case COLL_REDUCE_SCATTER:
         return hier_reduce_scatter(comm, a);
+    case COLL_ALLTOALL:
+        return hier_alltoall(comm, a);
     case COLL_BROADCAST:
         return hier_broadcast(comm, a);
     case COLL_REDUCE:
