@@ -9,7 +9,7 @@
 # Runs on one set of namespaces, so every run sees the same links:
 #   1. every perf tool once with the model's choice (correctness: #wrong 0);
 #   2. allreduce, allgather and reduce_scatter with CHORUS_ALGO=hier and with
-#      the flat ring, 8 B .. 256 MiB: node-aware against flat.
+#      the flat ring, 8 B .. 64 MiB: node-aware against flat.
 # Writes one .txt and .json per run to OUT_DIR, plots if gnuplot is there,
 # and prints the exact command of each run.
 set -euo pipefail
@@ -46,7 +46,7 @@ for tool in all_reduce all_gather alltoall reduce_scatter broadcast reduce sendr
 done
 for tool in all_reduce all_gather reduce_scatter; do
     for algo in hier ring; do
-        run "${tool}_${shape}_${algo}" "$algo" "${tool}_perf" -b 8 -e 256M -f 4 -n 5
+        run "${tool}_${shape}_${algo}" "$algo" "${tool}_perf" -b 8 -e 64M -f 4 -n 5
     done
 done
 if command -v gnuplot >/dev/null; then

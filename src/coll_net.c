@@ -188,6 +188,8 @@ static chorus_result_t hier_allgather(chorus_comm_t comm, const struct coll_args
     const struct comm_layout *l = &comm->layout;
     size_t es = chorus_type_size(a->type), blk = a->count * es;
     size_t H = (size_t)l->nhosts, L = (size_t)l->ppn;
+    if (blk == 0) /* nothing to move (and memcpy must not see NULL buffers) */
+        return CHORUS_SUCCESS;
     char *tmp;
     CHORUS_CHECK(tmp_buffer(comm, (H + H * L) * blk, &tmp));
     char *across = tmp, *node = tmp + H * blk;
@@ -210,6 +212,8 @@ static chorus_result_t hier_reduce_scatter(chorus_comm_t comm, const struct coll
     size_t es = chorus_type_size(a->type), blk = a->count * es;
     size_t H = (size_t)l->nhosts, L = (size_t)l->ppn;
     chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
+    if (blk == 0) /* nothing to move (and memcpy must not see NULL buffers) */
+        return CHORUS_SUCCESS;
     char *tmp;
     CHORUS_CHECK(tmp_buffer(comm, (H * L + H) * blk, &tmp));
     char *packed = tmp, *partial = tmp + H * L * blk;
@@ -233,6 +237,8 @@ static chorus_result_t hier_alltoall(chorus_comm_t comm, const struct coll_args 
     const struct comm_layout *l = &comm->layout;
     size_t es = chorus_type_size(a->type), blk = a->count * es;
     size_t H = (size_t)l->nhosts, L = (size_t)l->ppn, n = H * L;
+    if (blk == 0) /* nothing to move (and memcpy must not see NULL buffers) */
+        return CHORUS_SUCCESS;
     char *tmp;
     CHORUS_CHECK(tmp_buffer(comm, 2 * n * blk, &tmp));
     char *x = tmp, *y = tmp + n * blk;
