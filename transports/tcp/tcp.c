@@ -487,21 +487,20 @@ static void tcp_fail(struct transport *base, int blame, chorus_result_t code)
         return;
     uint8_t msg[TCP_HDR_BYTES];
     put_hdr(msg, TCP_MSG_FAIL, (uint64_t)(int64_t)blame, 0, 0, (uint64_t)code);
+    /* Touches nothing but the control sockets' descriptors (read-only here):
+     * an aborting thread may call this while the communicator's thread is
+     * in progress(), which never writes control connections. */
     for (int q = 0; q < t->nranks; q++) {
         struct tcp_peer *p = t->peers[q];
-        /* On the control connection, writable = 0 means an earlier notice
-         * was cut short: nothing may follow it. */
-        if (!p || p->ctrl.fd < 0 || !p->ctrl.writable)
+        if (!p || p->ctrl.fd < 0)
             continue;
         ssize_t n = send(p->ctrl.fd, msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n == (ssize_t)sizeof msg)
             continue;
         LOG_DEBUG("tcp", "%s: could not tell %s of the failure (%s)", t->label, t->names[q],
                   n < 0 ? strerror(errno) : "socket buffer full");
-        if (n > 0) {
-            p->ctrl.writable = 0;
-            shutdown(p->ctrl.fd, SHUT_WR); /* an EOF, rather than a torn message */
-        }
+        if (n > 0) /* an EOF rather than a torn message (nothing follows: we send once) */
+            shutdown(p->ctrl.fd, SHUT_WR);
     }
 }
 
