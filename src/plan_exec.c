@@ -61,7 +61,7 @@ void plan_exec_cache_free(struct plan_exec_cache *c)
 }
 
 /* Reduces whatever prefix of a receive-and-reduce has arrived since last time. */
-static void reduce_arrived(const struct plan_exec *x, chorus_op_t op, char *const bufs[],
+static void reduce_arrived(const struct plan_exec *x, chorus_op_t op, char *const *bufs,
                            struct exec_slot *slot, size_t esize)
 {
     size_t avail = slot->x.complete ? slot->x.bytes : slot->x.done - slot->x.done % esize;
@@ -100,63 +100,22 @@ static chorus_result_t stalled(const struct plan_exec *x, struct exec_slot *slot
                       x->label, (long long)idle_ms, who);
 }
 
-/* Drives one step's transfers to completion. */
-static chorus_result_t wait_step(const struct plan_exec *x, chorus_op_t op, char *const bufs[],
-                                 struct exec_slot *slots, int n, size_t esize)
+static struct exec_slot *slots_of(const struct plan_run *r)
 {
-    int64_t start = chorus_now_ns(), last_moved = start;
-    int left = 0;
-    for (int i = 0; i < n; i++)
-        left += !slots[i].x.complete;
-    size_t moved_before = 0;
-    while (left > 0) {
-        if (x->abort_flag && atomic_load(x->abort_flag))
-            return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: aborted by the application",
-                              x->label);
-        int64_t now = chorus_now_ns();
-        int wait_ms = now - start < x->policy->spin_ns ? 0 : WAIT_SLICE_MS;
-        CHORUS_CHECK(x->net->ops->progress(x->net, wait_ms));
-        size_t moved = 0;
-        left = 0;
-        for (int i = 0; i < n; i++) {
-            moved += slots[i].x.done;
-            left += !slots[i].x.complete;
-            if (slots[i].op->kind == PLAN_RECV_REDUCE)
-                reduce_arrived(x, op, bufs, &slots[i], esize);
-        }
-        now = chorus_now_ns();
-        if (moved != moved_before) {
-            moved_before = moved;
-            last_moved = now;
-        } else if (left > 0 && x->policy->timeout_ns > 0 &&
-                   now - last_moved > x->policy->timeout_ns) {
-            /* The peer we wait for may itself be waiting for a stuck rank
-             * and time out at about the same moment. Tell everyone whom we
-             * suspect at once, then listen a little longer: a notice from
-             * a rank further down the chain names the real culprit. */
-            int suspect = -1;
-            for (int i = 0; i < n && suspect < 0; i++)
-                if (!slots[i].x.complete)
-                    suspect = slots[i].x.peer;
-            x->net->ops->fail(x->net, suspect, CHORUS_TIMEOUT);
-            int64_t grace = x->policy->timeout_ns / 2;
-            if (grace > (int64_t)TIMEOUT_GRACE_MS * 1000000)
-                grace = (int64_t)TIMEOUT_GRACE_MS * 1000000;
-            int64_t grace_end = now + grace;
-            while (chorus_now_ns() < grace_end)
-                CHORUS_CHECK(x->net->ops->progress(x->net, WAIT_SLICE_MS));
-            return stalled(x, slots, n, (chorus_now_ns() - last_moved) / 1000000);
-        }
-    }
-    return CHORUS_SUCCESS;
+    return (struct exec_slot *)r->x->cache->xfers;
 }
 
-static chorus_result_t run_step(const struct plan_exec *x, const struct plan *p, int s,
-                                chorus_op_t op, char *const bufs[], size_t esize)
+/* Runs the local copies of step s and posts its transfers; returns how
+ * many transfers it posted. */
+static chorus_result_t open_step(struct plan_run *r, int s, int *posted)
 {
+    const struct plan_exec *x = r->x;
+    const struct plan *p = r->p;
     struct plan_exec_cache *c = x->cache;
+    char *const *bufs = r->bufs;
     uint32_t first = p->step_first[s], last = p->step_first[s + 1];
     size_t nxfer = 0, staging = 0;
+    *posted = 0;
     for (uint32_t i = first; i < last; i++) {
         const struct plan_op *o = &p->ops[i];
         if (o->kind == PLAN_COPY) {
@@ -174,7 +133,7 @@ static chorus_result_t run_step(const struct plan_exec *x, const struct plan *p,
         return CHORUS_SUCCESS;
     CHORUS_CHECK(grow(&c->staging, &c->staging_cap, staging));
     CHORUS_CHECK(grow((void **)&c->xfers, &c->xfers_cap, nxfer * sizeof(struct exec_slot)));
-    struct exec_slot *slots = (struct exec_slot *)c->xfers;
+    struct exec_slot *slots = slots_of(r);
     size_t soff = 0;
     int n = 0;
     for (uint32_t i = first; i < last; i++) {
@@ -195,28 +154,136 @@ static chorus_result_t run_step(const struct plan_exec *x, const struct plan *p,
             sl->x.buf = (char *)c->staging + soff;
             soff += o->bytes;
         }
+        *posted = n;
         CHORUS_CHECK(x->net->ops->post(x->net, &sl->x));
     }
-    return wait_step(x, op, bufs, slots, n, esize);
+    return CHORUS_SUCCESS;
+}
+
+/* From r->step on, opens steps until one has transfers in flight, or the
+ * plan is finished (then AVG divides the result). */
+static chorus_result_t advance(struct plan_run *r)
+{
+    while (r->step < r->p->nsteps) {
+        CHORUS_CHECK(open_step(r, r->step, &r->nslots));
+        if (r->nslots > 0) {
+            r->left = r->nslots;
+            r->moved = 0;
+            r->step_start = r->last_moved = chorus_now_ns();
+            return CHORUS_SUCCESS;
+        }
+        r->step++;
+    }
+    const struct plan_exec *x = r->x;
+    const struct plan *p = r->p;
+    if (x->op == CHORUS_AVG && p->result_bytes && x->avg_div > 1) {
+        char *res = r->bufs[p->result_buf] + p->result_off;
+        const void *src[1] = {res};
+        chorus_reduce_many(x->type, CHORUS_AVG, res, src, 1, p->result_bytes / r->esize,
+                           x->avg_div);
+    }
+    r->done = 1;
+    return CHORUS_SUCCESS;
+}
+
+/* After a progress call: reduce what arrived, count what is left, and move
+ * to the next step when this one is complete. */
+static chorus_result_t account(struct plan_run *r)
+{
+    struct exec_slot *slots = slots_of(r);
+    size_t moved = 0;
+    r->left = 0;
+    for (int i = 0; i < r->nslots; i++) {
+        moved += slots[i].x.done;
+        r->left += !slots[i].x.complete;
+        if (slots[i].op->kind == PLAN_RECV_REDUCE)
+            reduce_arrived(r->x, r->op, r->bufs, &slots[i], r->esize);
+    }
+    if (moved != r->moved) {
+        r->moved = moved;
+        r->last_moved = chorus_now_ns();
+    }
+    if (r->left > 0)
+        return CHORUS_SUCCESS;
+    r->step++;
+    return advance(r);
+}
+
+static chorus_result_t check_abort(const struct plan_exec *x)
+{
+    if (x->abort_flag && atomic_load(x->abort_flag))
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: aborted by the application", x->label);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t plan_run_start(struct plan_run *r, const struct plan_exec *x,
+                               const struct plan *p)
+{
+    memset(r, 0, sizeof *r);
+    r->x = x;
+    r->p = p;
+    r->esize = chorus_type_size(x->type);
+    if (r->esize == 0)
+        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "%s: plan run with datatype %d", x->label,
+                          (int)x->type);
+    CHORUS_CHECK(grow(&x->cache->scratch, &x->cache->scratch_cap, p->scratch_bytes));
+    r->bufs[PLAN_SENDBUF] = (char *)x->sendbuf;
+    r->bufs[PLAN_RECVBUF] = (char *)x->recvbuf;
+    r->bufs[PLAN_SCRATCH] = (char *)x->cache->scratch;
+    r->op = x->op == CHORUS_AVG ? CHORUS_SUM : x->op;
+    return advance(r);
+}
+
+chorus_result_t plan_run_poll(struct plan_run *r)
+{
+    if (r->done)
+        return CHORUS_SUCCESS;
+    CHORUS_CHECK(check_abort(r->x));
+    CHORUS_CHECK(r->x->net->ops->progress(r->x->net, 0));
+    return account(r);
+}
+
+/* The peer we wait for may itself be waiting for a stuck rank and time out
+ * at about the same moment. Tell everyone whom we suspect at once, then
+ * listen a little longer: a notice from a rank further down the chain names
+ * the real culprit. */
+static chorus_result_t timed_out(struct plan_run *r)
+{
+    const struct plan_exec *x = r->x;
+    struct exec_slot *slots = slots_of(r);
+    int suspect = -1;
+    for (int i = 0; i < r->nslots && suspect < 0; i++)
+        if (!slots[i].x.complete)
+            suspect = slots[i].x.peer;
+    x->net->ops->fail(x->net, suspect, CHORUS_TIMEOUT);
+    int64_t grace = x->policy->timeout_ns / 2;
+    if (grace > (int64_t)TIMEOUT_GRACE_MS * 1000000)
+        grace = (int64_t)TIMEOUT_GRACE_MS * 1000000;
+    int64_t grace_end = chorus_now_ns() + grace;
+    while (chorus_now_ns() < grace_end)
+        CHORUS_CHECK(x->net->ops->progress(x->net, WAIT_SLICE_MS));
+    return stalled(x, slots, r->nslots, (chorus_now_ns() - r->last_moved) / 1000000);
+}
+
+chorus_result_t plan_run_wait(struct plan_run *r)
+{
+    const struct plan_exec *x = r->x;
+    while (!r->done) {
+        CHORUS_CHECK(check_abort(x));
+        int64_t now = chorus_now_ns();
+        int wait_ms = now - r->step_start < x->policy->spin_ns ? 0 : WAIT_SLICE_MS;
+        CHORUS_CHECK(x->net->ops->progress(x->net, wait_ms));
+        CHORUS_CHECK(account(r));
+        if (!r->done && x->policy->timeout_ns > 0 &&
+            chorus_now_ns() - r->last_moved > x->policy->timeout_ns)
+            return timed_out(r);
+    }
+    return CHORUS_SUCCESS;
 }
 
 chorus_result_t plan_execute(const struct plan_exec *x, const struct plan *p)
 {
-    size_t esize = chorus_type_size(x->type);
-    if (esize == 0)
-        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "%s: plan run with datatype %d", x->label,
-                          (int)x->type);
-    CHORUS_CHECK(grow(&x->cache->scratch, &x->cache->scratch_cap, p->scratch_bytes));
-    char *const bufs[PLAN_NBUFS] = {(char *)x->sendbuf, (char *)x->recvbuf,
-                                    (char *)x->cache->scratch};
-    chorus_op_t op = x->op == CHORUS_AVG ? CHORUS_SUM : x->op;
-    for (int s = 0; s < p->nsteps; s++)
-        CHORUS_CHECK(run_step(x, p, s, op, bufs, esize));
-    if (x->op == CHORUS_AVG && p->result_bytes && x->avg_div > 1) {
-        char *res = bufs[p->result_buf] + p->result_off;
-        const void *src[1] = {res};
-        chorus_reduce_many(x->type, CHORUS_AVG, res, src, 1, p->result_bytes / esize,
-                           x->avg_div);
-    }
-    return CHORUS_SUCCESS;
+    struct plan_run r;
+    CHORUS_CHECK(plan_run_start(&r, x, p));
+    return plan_run_wait(&r);
 }

@@ -41,6 +41,29 @@ struct plan_exec {
 /* Runs p to completion. Errors name the peer responsible. */
 chorus_result_t plan_execute(const struct plan_exec *x, const struct plan *p);
 
+/* The same in pieces, so a plan can move data while the caller does other
+ * work (the node-aware collectives overlap shared-memory phases with it):
+ * start opens the first step, poll makes whatever progress is possible
+ * without blocking, wait blocks until the plan is finished. x, p and the
+ * buffers must stay put until done; one plan at a time per transport (the
+ * transport matches messages per pair in post order). */
+struct plan_run {
+    const struct plan_exec *x;
+    const struct plan *p;
+    char *bufs[PLAN_NBUFS];
+    chorus_op_t op;           /* AVG runs as SUM */
+    size_t esize;
+    int step;                 /* the step in flight, nsteps when finished */
+    int nslots, left;         /* its transfers, and how many are not complete */
+    size_t moved;             /* bytes its transfers moved so far */
+    int64_t step_start, last_moved;
+    int done;
+};
+chorus_result_t plan_run_start(struct plan_run *r, const struct plan_exec *x,
+                               const struct plan *p);
+chorus_result_t plan_run_poll(struct plan_run *r);
+chorus_result_t plan_run_wait(struct plan_run *r);
+
 void plan_exec_cache_free(struct plan_exec_cache *c);
 
 #endif
