@@ -21,6 +21,7 @@
 #include "reduce.h"
 #include "shm_algos.h"
 #include "transport.h"
+#include "tunables.h"
 
 /* A flat plan of algo over group (group rank -> communicator rank). */
 static chorus_result_t run_plan(chorus_comm_t comm, const struct plan_args *pa, algo_t algo,
@@ -153,22 +154,106 @@ static chorus_result_t cross_run(chorus_comm_t comm, coll_kind_t kind, size_t co
     return run_plan(comm, &pa, algo, l->cross, sendbuf, recvbuf, type, op, 1);
 }
 
+/* The network phase of one node-aware allreduce segment, in flight while
+ * shared memory works on its neighbours. */
+struct cross_flight {
+    chorus_comm_t comm;
+    struct plan_exec x;
+    struct plan_run run;
+    int active;
+};
+
+static chorus_result_t cross_idle(void *arg)
+{
+    struct cross_flight *f = arg;
+    return f->active ? plan_run_poll(&f->run) : CHORUS_SUCCESS;
+}
+
+static chorus_result_t cross_start(struct cross_flight *f, size_t count, chorus_datatype_t type,
+                                   chorus_op_t op, void *buf)
+{
+    chorus_comm_t comm = f->comm;
+    const struct comm_layout *l = &comm->layout;
+    size_t esize = chorus_type_size(type);
+    struct plan_args pa = {.kind = COLL_ALLREDUCE, .nranks = l->nhosts, .rank = l->host,
+                           .count = count, .esize = esize, .in_place = 1};
+    algo_t algo = algo_select_flat(&comm->algos, COLL_ALLREDUCE, l->nhosts, count * esize);
+    plan_free(&comm->plan);
+    CHORUS_CHECK(plan_build(&comm->plan, &pa, algo));
+    f->x = (struct plan_exec){
+        .net = comm->net, .group_ranks = l->cross, .type = type, .op = op, .avg_div = 1,
+        .sendbuf = buf, .recvbuf = buf, .policy = &comm->net_policy,
+        .abort_flag = &comm->aborted, .label = comm->label, .cache = &comm->exec_cache,
+    };
+    CHORUS_CHECK(plan_run_start(&f->run, &f->x, &comm->plan));
+    f->active = 1;
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t cross_finish(struct cross_flight *f)
+{
+    f->active = 0; /* wait drives it from here; the shm hook must not */
+    return plan_run_wait(&f->run);
+}
+
+/* Segments of the node-aware allreduce, each a multiple of ppn elements. */
+static size_t hier_segment_slice(chorus_comm_t comm, size_t q, size_t esize)
+{
+    size_t seg = (size_t)chorus_tunables()->HIER_SEGMENT, L = (size_t)comm->layout.ppn;
+    if (seg == 0 || q * L * esize <= seg)
+        return q;
+    size_t slice = seg / (L * esize);
+    return slice ? slice : 1;
+}
+
+/* Shared-memory reduce-scatter, the network allreduce of each local rank's
+ * slice among the ranks with its local index, shared-memory allgather; in
+ * segments, so that the network phase of segment k runs while shared memory
+ * reduces segment k + 1 and gathers segment k - 1 (the shared-memory waits
+ * drive the network plan through shm->idle). One network plan is in flight
+ * at a time, so messages on a pair stay in one order on both sides. */
 static chorus_result_t hier_allreduce(chorus_comm_t comm, const struct coll_args *a)
 {
     const struct comm_layout *l = &comm->layout;
     size_t es = chorus_type_size(a->type), L = (size_t)l->ppn, q = a->count / L;
-    size_t r = a->count % L;
+    size_t r = a->count % L, lr = (size_t)l->local_rank;
     chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
     char *recv = a->recvbuf;
     const char *send = a->sendbuf;
-    if (q) {
-        char *mine = recv + (size_t)l->local_rank * q * es;
-        CHORUS_CHECK(shm_reduce_scatter(comm->shm, send, mine, q, a->type, op));
-        CHORUS_CHECK(cross_run(comm, COLL_ALLREDUCE, q, a->type, op, 0, mine, mine));
-        if (a->op == CHORUS_AVG)
-            divide(a->type, mine, q, comm->nranks);
-        CHORUS_CHECK(shm_allgather(comm->shm, mine, recv, q, a->type));
+    size_t slice = hier_segment_slice(comm, q, es), nseg = q ? (q + slice - 1) / slice : 0;
+    struct cross_flight f = {.comm = comm};
+    chorus_result_t res = CHORUS_SUCCESS;
+    /* segment k: elements [L*k*slice, L*(k*slice + len_k)), my part at + lr*len_k */
+#define SEG_LEN(k) ((k) + 1 < nseg ? slice : q - (k) * slice)
+#define SEG_BASE(k) (L * (k) * slice * es)
+#define SEG_MINE(k) (recv + SEG_BASE(k) + lr * SEG_LEN(k) * es)
+    if (nseg)
+        res = shm_reduce_scatter(comm->shm, send + SEG_BASE(0), SEG_MINE(0), SEG_LEN(0),
+                                 a->type, op);
+    comm->shm->idle = cross_idle;
+    comm->shm->idle_arg = &f;
+    for (size_t k = 0; res == CHORUS_SUCCESS && k < nseg; k++) {
+        res = cross_start(&f, SEG_LEN(k), a->type, op, SEG_MINE(k));
+        if (res == CHORUS_SUCCESS && k + 1 < nseg)
+            res = shm_reduce_scatter(comm->shm, send + SEG_BASE(k + 1), SEG_MINE(k + 1),
+                                     SEG_LEN(k + 1), a->type, op);
+        if (res == CHORUS_SUCCESS && k > 0)
+            res = shm_allgather(comm->shm, SEG_MINE(k - 1), recv + SEG_BASE(k - 1),
+                                SEG_LEN(k - 1), a->type);
+        if (res == CHORUS_SUCCESS)
+            res = cross_finish(&f);
+        if (res == CHORUS_SUCCESS && a->op == CHORUS_AVG)
+            divide(a->type, SEG_MINE(k), SEG_LEN(k), comm->nranks);
     }
+    f.active = 0;
+    comm->shm->idle = NULL;
+    if (res == CHORUS_SUCCESS && nseg)
+        res = shm_allgather(comm->shm, SEG_MINE(nseg - 1), recv + SEG_BASE(nseg - 1),
+                            SEG_LEN(nseg - 1), a->type);
+#undef SEG_LEN
+#undef SEG_BASE
+#undef SEG_MINE
+    CHORUS_CHECK(res);
     if (r) {
         /* The last count % ppn elements: every local rank reduces them over
          * shared memory and across, which is cheap for so few elements. */

@@ -193,6 +193,12 @@ net_tests() {
     run_test "test_coll 3x2 hosts (hostid) [ALGO=hier]" 300 \
         "$MPIRUN" -genv CHORUS_ALGO hier -np 2 -env CHORUS_HOSTID a "${tc[@]}" : \
         -np 2 -env CHORUS_HOSTID b "${tc[@]}" : -np 2 -env CHORUS_HOSTID c "${tc[@]}"
+    # the pipelined node-aware allreduce: many segments, shared memory and
+    # network phases of neighbouring segments overlapping
+    run_test "test_coll 2x2 hosts (hostid) allreduce [ALGO=hier HIER_SEGMENT=64K]" 300 \
+        "$MPIRUN" -genv CHORUS_ALGO hier -genv CHORUS_HIER_SEGMENT 64K \
+        -np 2 -env CHORUS_HOSTID a "$T/test_coll" --quick --large-mib 16 --coll allreduce : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_coll" --quick --large-mib 16 --coll allreduce
     run_test "test_coll 2+1 hosts (hostid) auto" 300 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "${tc[@]}" : -np 1 -env CHORUS_HOSTID b "${tc[@]}"
     run_test "test_coll 2x2 hosts (hostid) --split" 300 \

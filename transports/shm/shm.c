@@ -386,6 +386,8 @@ chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32
 {
     if (atomic_load(s->local_abort))
         return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: the communicator was aborted", s->label);
+    if (s->idle)
+        CHORUS_CHECK(s->idle(s->idle_arg));
     /* A dead process first: it is the root cause others will be blamed for. */
     int gone = exited_rank(s, q >= 0 ? q : s->rank);
     if (gone >= 0) {

@@ -101,6 +101,12 @@ struct shm_comm {
     chorus_result_t blame_code;
     const char *label;        /* for error texts */
     char err_text[256];
+    /* Called at every health check of a wait (about every 100 us) while set:
+     * the node-aware collectives drive their network phase from here, so
+     * the network moves data while shared memory waits. An error ends the
+     * wait. */
+    chorus_result_t (*idle)(void *arg);
+    void *idle_arg;
 };
 
 /* How the ranks of the node swap setup data: all[r * size ..] receives
