@@ -214,6 +214,14 @@ chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
     struct shm_comm *s = comm->shm;
     size_t esize = chorus_type_size(a->type);
     chorus_result_t res;
+    if (comm->check_calls && a->kind != COLL_SEND && a->kind != COLL_RECV &&
+        a->kind != COLL_SENDRECV) {
+        res = coll_check_match(comm, a);
+        if (res == CHORUS_INVALID_USAGE)
+            return res; /* nothing ran: every rank stopped here, the comm is intact */
+        if (res != CHORUS_SUCCESS)
+            goto out;
+    }
     if (comm->net) {
         res = coll_net_run(comm, a);
         goto out;

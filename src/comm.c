@@ -30,7 +30,7 @@ struct peer_info {
  * them would wait on each other forever, so init refuses the mix. */
 static uint64_t agree_hash(const struct chorus_tunables *t)
 {
-    const char *parts[] = {t->ALGO, "\n", t->TRANSPORT};
+    const char *parts[] = {t->ALGO, "\n", t->TRANSPORT, t->CHECK_CALLS ? "\ncheck" : ""};
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         for (const char *c = parts[i]; *c; c++)
@@ -202,6 +202,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_TRANSPORT='%s': use auto, tcp or "
                           "shm", mode);
     CHORUS_CHECK(algo_config_parse(&comm->algos, t->ALGO));
+    comm->check_calls = (int)t->CHECK_CALLS;
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
                                        comm->init_timeout_ms));
     struct peer_info mine = {0, agree_hash(t), (int32_t)getpid(), chorus_node_info()->npus};

@@ -48,6 +48,8 @@ struct chorus_comm {
     struct algo_config algos; /* CHORUS_ALGO */
     struct plan plan;         /* reused by every plan-based call */
     struct plan_exec_cache exec_cache;
+    int check_calls;          /* CHORUS_CHECK_CALLS */
+    uint64_t check_seq;       /* collectives checked so far */
     void *hier_tmp;           /* staging of the hierarchical algorithms */
     size_t hier_tmp_cap;
     _Atomic int aborted;
@@ -70,6 +72,10 @@ chorus_result_t chorus_comm_check_usable(chorus_comm_t comm, const char *what);
 /* Records a failure that leaves comm unusable (peer gone, timeout, ...) and
  * tells the peers through shared memory so they fail fast too. */
 void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res);
+
+/* coll_checkmode.c: with CHORUS_CHECK_CALLS, compares every rank's call
+ * before running it; CHORUS_INVALID_USAGE on every rank if they differ. */
+chorus_result_t coll_check_match(chorus_comm_t comm, const struct coll_args *a);
 
 /* coll_net.c: runs a checked operation on a communicator spanning hosts. */
 chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a);

@@ -308,6 +308,20 @@ else
     fi
 
     net_tests
+    # checking mode: mismatched calls become invalid usage on every rank
+    if have test_checkmode; then
+        for np in 2 3; do
+            run_test "test_checkmode np=$np [CHECK_CALLS=1]" 120 \
+                env CHORUS_CHECK_CALLS=1 "$MPIRUN" -np "$np" "$T/test_checkmode"
+        done
+        run_test "test_checkmode 2x2 hosts (hostid) [CHECK_CALLS=1]" 120 \
+            env CHORUS_CHECK_CALLS=1 "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_checkmode" : \
+            -np 2 -env CHORUS_HOSTID b "$T/test_checkmode"
+    else
+        missing test_checkmode
+    fi
+    have test_coll && run_test "test_coll np=3 --quick [CHECK_CALLS=1] (no false alarms)" 300 \
+        env CHORUS_CHECK_CALLS=1 "$MPIRUN" -np 3 "$T/test_coll" --quick --no-large --seed 37
     # a malformed tunable makes communicator creation fail, naming the variable
     if have test_badinput; then
         run_test "env check CHORUS_SHM_CHUNK=abc (np=2)" 60 \
