@@ -333,6 +333,28 @@ else
     fi
 fi
 
+# ---- RDMA on soft-RoCE in a qemu guest (issue 4) --------------------------------------------------
+# tests/rdma-vm boots Debian's own kernel (it has rdma_rxe) under qemu over this host's root
+# filesystem: setup.sh installs the packages and caches the kernel (about a second once done),
+# then the verbs smoke test and test_tcp run inside the guest (~1 min each under emulation).
+# Needs root (apt-get, /var/cache, 9p export of /); RUN_QUICK=1 skips it (sanitizer builds:
+# far too slow under an emulated CPU).
+if [ "$QUICK" != 1 ]; then
+    VM=$SRC/tests/rdma-vm
+    if [ "$(id -u)" != 0 ]; then
+        record "rdma-vm: soft-RoCE guest" 1 "needs root (apt-get, /var/cache/chorus-rdma-vm)"
+    else
+        vm_failed_before=$failed
+        run_test "rdma-vm setup (packages, Debian kernel, initramfs)" 900 "$VM/setup.sh"
+        if [ "$failed" = "$vm_failed_before" ]; then
+            run_test "rdma-vm smoke: verbs, rdma_cm, perftest on rxe0/rxe1" 300 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$VM/smoke.sh"
+            have test_tcp && run_test "test_tcp --quick [in the rdma-vm guest]" 300 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$T/test_tcp" --quick
+        fi
+    fi
+fi
+
 # ---- nothing left in /dev/shm -----------------------------------------------------------------------
 sleep 1
 shm_after=$(chorus_shm)
