@@ -18,6 +18,7 @@
 #include "error.h"
 #include "log.h"
 #include "plan_exec.h"
+#include "rdma/rdma.h"
 #include "reduce.h"
 #include "shm_algos.h"
 #include "transport.h"
@@ -51,6 +52,8 @@ static chorus_result_t run_plan(chorus_comm_t comm, const struct plan_args *pa, 
 static chorus_result_t tmp_buffer(chorus_comm_t comm, size_t bytes, char **out)
 {
     if (bytes > comm->hier_tmp_cap) {
+        if (comm->hier_tmp) /* a cached RDMA registration must not outlive it */
+            rdma_forget(comm->net, comm->hier_tmp, comm->hier_tmp_cap);
         void *p = realloc(comm->hier_tmp, bytes);
         if (!p)
             return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "%s: out of memory (%zu bytes of staging)",

@@ -194,13 +194,50 @@ static chorus_result_t all_allgather(void *ctx, const void *mine, void *all, siz
     return chorus_bootstrap_allgather(ctx, mine, all, size);
 }
 
+/* RDMA joins the hosts when forced (CHORUS_TRANSPORT=rdma) or, by default,
+ * when every rank has a usable device; else TCP. The ranks exchange what
+ * they found (one allgather), so all choose alike, and a forced RDMA that a
+ * rank cannot do fails on every rank at once, naming it. */
+static chorus_result_t pick_network(chorus_comm_t comm, const char *mode, int *use_rdma)
+{
+    *use_rdma = 0;
+    if (!strcmp(mode, "tcp"))
+        return CHORUS_SUCCESS;
+    char why[160];
+    int32_t mine = rdma_transport_available(why, sizeof why);
+    int32_t *all = calloc((size_t)comm->nranks, sizeof *all);
+    if (!all)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+    chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
+    int lacking = -1;
+    for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks && lacking < 0; q++)
+        if (!all[q])
+            lacking = q;
+    free(all);
+    CHORUS_CHECK(res);
+    if (lacking >= 0 && !strcmp(mode, "rdma"))
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: CHORUS_TRANSPORT=rdma, but rank %d has no "
+                          "usable RDMA device%s%s", comm->label, lacking,
+                          lacking == comm->rank ? ": " : " (see its log)",
+                          lacking == comm->rank ? why : "");
+    *use_rdma = lacking < 0;
+    if (*use_rdma)
+        LOG_INFO("init", "%s: RDMA between hosts (device %s)", comm->label, why);
+    else
+        LOG_INFO("init", "%s: TCP between hosts (rank %d has no usable RDMA device%s%s)",
+                 comm->label, lacking, lacking == comm->rank ? ": " : "",
+                 lacking == comm->rank ? why : "");
+    return CHORUS_SUCCESS;
+}
+
 static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_t *id)
 {
     const struct chorus_tunables *t = chorus_tunables();
     const char *mode = t->TRANSPORT;
-    if (strcmp(mode, "auto") && strcmp(mode, "tcp") && strcmp(mode, "shm"))
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_TRANSPORT='%s': use auto, tcp or "
-                          "shm", mode);
+    if (strcmp(mode, "auto") && strcmp(mode, "tcp") && strcmp(mode, "rdma") &&
+        strcmp(mode, "shm"))
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_TRANSPORT='%s': use auto, tcp, rdma "
+                          "or shm", mode);
     CHORUS_CHECK(algo_config_parse(&comm->algos, t->ALGO));
     comm->check_calls = (int)t->CHECK_CALLS;
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
@@ -213,10 +250,11 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, peers, sizeof mine);
     for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks; q++)
         if (peers[q].agree_hash != mine.agree_hash)
-            res = CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: rank %d runs with other CHORUS_ALGO or "
-                             "CHORUS_TRANSPORT settings than this rank (ALGO='%s', "
-                             "TRANSPORT='%s'); every rank must use the same", comm->label, q,
-                             t->ALGO, t->TRANSPORT);
+            res = CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: rank %d runs with other CHORUS_ALGO, "
+                             "CHORUS_TRANSPORT or CHORUS_CHECK_CALLS settings than this rank "
+                             "(ALGO='%s', TRANSPORT='%s', CHECK_CALLS=%d); every rank must use "
+                             "the same", comm->label, q, t->ALGO, t->TRANSPORT,
+                             (int)t->CHECK_CALLS);
     if (res == CHORUS_SUCCESS)
         res = layout_build(comm, peers);
     int other_host = -1;
@@ -232,8 +270,9 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     free(peers);
     CHORUS_CHECK(res);
     const struct comm_layout *l = &comm->layout;
-    int use_net = l->nhosts > 1 || !strcmp(mode, "tcp");
-    int use_shm = strcmp(mode, "tcp") != 0;
+    int forced_net = !strcmp(mode, "tcp") || !strcmp(mode, "rdma");
+    int use_net = l->nhosts > 1 || forced_net;
+    int use_shm = !forced_net;
     /* Ranks outnumbering cores must not spin: the one we wait for needs our core. */
     int oversubscribed = l->local_size > chorus_node_info()->npus;
     if (use_shm) {
@@ -252,14 +291,17 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
             .timeout_ms = comm->init_timeout_ms, .label = comm->label,
             .abort_flag = &comm->aborted,
         };
-        CHORUS_CHECK(tcp_transport_create(&comm->net, &setup));
+        int use_rdma;
+        CHORUS_CHECK(pick_network(comm, mode, &use_rdma));
+        CHORUS_CHECK(use_rdma ? rdma_transport_create(&comm->net, &setup)
+                              : tcp_transport_create(&comm->net, &setup));
         comm->net->blame = -1;
     }
     for (int k = 0; use_net && k < ALGO_NKINDS; k++)
         if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1)) {
             LOG_WARN("init", "%s: CHORUS_ALGO forces hier, but %s: the cost model chooses "
                      "flat algorithms instead", comm->label,
-                     !use_shm          ? "CHORUS_TRANSPORT=tcp leaves no shared memory"
+                     !use_shm          ? "CHORUS_TRANSPORT=tcp/rdma leaves no shared memory"
                      : l->nhosts == 1  ? "all ranks are on one host"
                      : l->ppn == 0     ? "the hosts hold different numbers of ranks"
                                        : "each host holds one rank");
@@ -277,7 +319,7 @@ static void free_comm(chorus_comm_t comm)
     shm_comm_destroy(comm->shm);
     layout_free(&comm->layout);
     plan_free(&comm->plan);
-    plan_exec_cache_free(&comm->exec_cache);
+    plan_exec_cache_free(&comm->exec_cache); /* after the transport: no registration left */
     free(comm->hier_tmp);
     chorus_bootstrap_destroy(comm->bs);
     pthread_mutex_destroy(&comm->qlock);
@@ -330,8 +372,8 @@ chorus_result_t chorus_comm_init_rank_config(chorus_comm_t *out, int nranks,
     }
     LOG_INFO("init", "%s ready: %d ranks on %d host(s) (%s), reduce kernels %s", comm->label,
              nranks, comm->layout.nhosts,
-             comm->net && comm->shm ? "shared memory inside, tcp between"
-             : comm->net            ? "tcp between every pair"
+             comm->net && comm->shm ? "shared memory inside, network between"
+             : comm->net            ? "network between every pair"
                                     : "shared memory",
              chorus_reduce_isa());
     *out = comm;

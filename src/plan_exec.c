@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "rdma/rdma.h"
 #include "reduce.h"
 #include "transport.h"
 
@@ -36,10 +37,14 @@ struct exec_slot {
     size_t reduced;
 };
 
-static chorus_result_t grow(void **mem, size_t *cap, size_t need)
+/* Grows *mem to need bytes. The old block may have been registered for RDMA
+ * (CHORUS_RDMA_MR_CACHE): the registration must go before the memory does. */
+static chorus_result_t grow(struct transport *net, void **mem, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return CHORUS_SUCCESS;
+    if (*mem)
+        rdma_forget(net, *mem, *cap);
     size_t want = *cap ? *cap : 4096;
     while (want < need)
         want = want > SIZE_MAX / 2 ? need : want * 2;
@@ -131,8 +136,9 @@ static chorus_result_t open_step(struct plan_run *r, int s, int *posted)
     }
     if (nxfer == 0)
         return CHORUS_SUCCESS;
-    CHORUS_CHECK(grow(&c->staging, &c->staging_cap, staging));
-    CHORUS_CHECK(grow((void **)&c->xfers, &c->xfers_cap, nxfer * sizeof(struct exec_slot)));
+    CHORUS_CHECK(grow(x->net, &c->staging, &c->staging_cap, staging));
+    CHORUS_CHECK(grow(x->net, (void **)&c->xfers, &c->xfers_cap,
+                      nxfer * sizeof(struct exec_slot)));
     struct exec_slot *slots = slots_of(r);
     size_t soff = 0;
     int n = 0;
@@ -226,7 +232,7 @@ chorus_result_t plan_run_start(struct plan_run *r, const struct plan_exec *x,
     if (r->esize == 0)
         return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "%s: plan run with datatype %d", x->label,
                           (int)x->type);
-    CHORUS_CHECK(grow(&x->cache->scratch, &x->cache->scratch_cap, p->scratch_bytes));
+    CHORUS_CHECK(grow(x->net, &x->cache->scratch, &x->cache->scratch_cap, p->scratch_bytes));
     r->bufs[PLAN_SENDBUF] = (char *)x->sendbuf;
     r->bufs[PLAN_RECVBUF] = (char *)x->recvbuf;
     r->bufs[PLAN_SCRATCH] = (char *)x->cache->scratch;

@@ -307,6 +307,60 @@ else
             env CHORUS_SHM_P2P_SLOT=1M CHORUS_CMA=off "$MPIRUN" -np 2 "$T/test_p2p" --quick
     fi
 
+    # ---- MPI interposer (issue 6) ----------------------------------------------------
+    # libchorus_mpi against MPI itself: the test linked with it (np 2, 3, 4), the
+    # same test built plain and preloaded (ranks only, -genv), and without it; the
+    # CHORUS_MPI_* selection; the debug log naming a fallback; an ordinary MPI
+    # benchmark loop run plain and preloaded, its results checked.
+    ip_lib=$BUILD/src/mpi/.libs/libchorus_mpi.so
+    if have test_mpi_interpose && have test_mpi_interpose_plain && [ -f "$ip_lib" ]; then
+        ip_preload=$ip_lib
+        # a sanitizer build's runtime must come first in the preload list
+        ip_asan=$(ldd "$ip_lib" 2>/dev/null | awk '/libasan/ { print $3 }')
+        [ -n "$ip_asan" ] && ip_preload="$ip_asan $ip_lib"
+        ip_q=()
+        [ "$QUICK" = 1 ] && ip_q=(--quick)
+        run_test "test_mpi_interpose np=2 (linked) ${ip_q[*]}" 120 \
+            "$MPIRUN" -np 2 "$T/test_mpi_interpose" --expect-interposer "${ip_q[@]}"
+        run_test "test_mpi_interpose np=3 (linked) ${ip_q[*]}" 180 \
+            "$MPIRUN" -np 3 "$T/test_mpi_interpose" --expect-interposer "${ip_q[@]}" --seed 3
+        run_test "test_mpi_interpose np=4 --quick (linked)" 180 \
+            "$MPIRUN" -np 4 "$T/test_mpi_interpose" --expect-interposer --quick --seed 4
+        # the program itself, not libtool's wrapper script (whose sed and
+        # friends would get the preload too)
+        ip_plain=$T/test_mpi_interpose_plain
+        [ -x "$T/.libs/test_mpi_interpose_plain" ] && ip_plain=$T/.libs/test_mpi_interpose_plain
+        run_test "test_mpi_interpose np=3 --quick (LD_PRELOAD)" 180 \
+            "$MPIRUN" -genv LD_PRELOAD "$ip_preload" -genv LD_LIBRARY_PATH "$BUILD/src/.libs" \
+            -np 3 "$ip_plain" --expect-interposer --quick --seed 5
+        run_test "test_mpi_interpose np=2 --quick (no interposer: MPI alone)" 120 \
+            "$MPIRUN" -np 2 "$T/test_mpi_interpose_plain" --quick
+        run_test "test_mpi_interpose np=3 --tunables-check [MPI_COLLS MPI_MIN/MAX_BYTES]" 60 \
+            env CHORUS_MPI_COLLS=allreduce,iallgather,bcast CHORUS_MPI_MIN_BYTES=64 \
+            CHORUS_MPI_MAX_BYTES=64K "$MPIRUN" -np 3 "$T/test_mpi_interpose" --tunables-check
+        ip_log=$LOGDIR/interpose-debug
+        mkdir -p "$ip_log"
+        run_test "test_mpi_interpose np=2 debug log names the fallbacks" 120 bash -c '
+            env CHORUS_LOG_LEVEL=debug CHORUS_LOG_FILE="$1/log.%p" "$2" -np 2 "$3" \
+                --expect-interposer --quick >"$1/out" 2>&1 || { cat "$1/out"; exit 1; }
+            for want in "collectives run on Chorus" \
+                "MPI_allreduce goes to MPI: op is user-defined" \
+                "MPI_bcast goes to MPI: datatype is derived" \
+                "MPI_allreduce goes to MPI: inter-communicator"; do
+                grep -q "$want" "$1"/log.* || { echo "no log line \"$want\""; exit 1; }
+            done' _ "$ip_log" "$MPIRUN" "$T/test_mpi_interpose"
+        if [ -x "$BUILD/perf/mpi_loop_bench" ]; then
+            for ip_c in allreduce alltoall; do
+                run_test "mpi_loop_bench np=2 $ip_c, plain and LD_PRELOAD (results checked)" 120 \
+                    env MPIRUN="$MPIRUN" "$SRC/tests/mpi_interpose_compare.sh" "$BUILD" 2 1 \
+                    -c "$ip_c" -b 8 -e 1M -f 16 -i 20 -W 0.1
+            done
+        fi
+    else
+        record "test_mpi_interpose (MPI interposer)" 1 \
+            "test_mpi_interpose, test_mpi_interpose_plain or $ip_lib was not built"
+    fi
+
     net_tests
     # checking mode: mismatched calls become invalid usage on every rank
     if have test_checkmode; then
@@ -351,6 +405,19 @@ if [ "$QUICK" != 1 ]; then
                 "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$VM/smoke.sh"
             have test_tcp && run_test "test_tcp --quick [in the rdma-vm guest]" 300 \
                 "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$T/test_tcp" --quick
+            # the RDMA transport: its own test on one device and across two
+            # (rank r on rxe r%2), then every collective with CHORUS_TRANSPORT=rdma
+            # between ranks on different soft-RoCE devices
+            for d in 1 2; do
+                have test_rdma && run_test "test_rdma --quick [rdma-vm, $d device(s)]" 300 \
+                    "$VM/run-in-vm.sh" --devices $d --timeout 280 -- "$T/test_rdma" --quick
+            done
+            have test_coll && run_test "test_coll np=2 [TRANSPORT=rdma, rxe0 + rxe1, rdma-vm]" 400 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 380 -- "$MPIRUN" \
+                -np 1 -env CHORUS_RDMA_HCA rxe0 -env CHORUS_TRANSPORT rdma \
+                "$T/test_coll" --quick --no-large : \
+                -np 1 -env CHORUS_RDMA_HCA rxe1 -env CHORUS_TRANSPORT rdma \
+                "$T/test_coll" --quick --no-large
         fi
     fi
 fi

@@ -91,4 +91,15 @@ struct transport {
  * CHORUS_SOCKET_IFNAME. Collective over setup->allgather. */
 chorus_result_t tcp_transport_create(struct transport **out, const struct transport_setup *setup);
 
+/* transports/rdma: RC queue pairs per peer over libibverbs, connected with
+ * librdmacm; device from CHORUS_RDMA_HCA, QPs per peer from
+ * CHORUS_RDMA_QPS_PER_PEER. Collective over setup->allgather. In a build
+ * without verbs it fails with CHORUS_INVALID_USAGE saying so. */
+chorus_result_t rdma_transport_create(struct transport **out, const struct transport_setup *setup);
+/* 1 if this process can use an RDMA device (CHORUS_RDMA_HCA and
+ * CHORUS_RDMA_GID_INDEX applied): why receives the device ("mlx5_0:1").
+ * Else 0 and why says what is missing. Opens the devices, so a process
+ * that forks children to use RDMA must not call it before fork. */
+int rdma_transport_available(char *why, size_t cap);
+
 #endif
