@@ -128,6 +128,16 @@ chorus_result_t chorus_comm_abort(chorus_comm_t comm);
 /* CHORUS_SUCCESS, or the error that broke comm (e.g. a peer died). */
 chorus_result_t chorus_comm_get_async_error(chorus_comm_t comm, chorus_result_t *async_error);
 
+/* Registers [buf, buf + bytes) with comm's network devices until deregistered,
+ * so RDMA transfers from or into it skip registration (like ncclCommRegister).
+ * Valid with every transport: without RDMA the handle simply records nothing.
+ * Call between operations (not while another thread runs one on comm);
+ * registrations belong to comm (a split communicator needs its own) and are
+ * released by chorus_comm_destroy if still held. */
+chorus_result_t chorus_comm_register(chorus_comm_t comm, void *buf, size_t bytes, void **handle);
+/* Releases a handle of chorus_comm_register; afterwards the memory may be freed. */
+chorus_result_t chorus_comm_deregister(chorus_comm_t comm, void *handle);
+
 chorus_result_t chorus_comm_count(chorus_comm_t comm, int *count);
 chorus_result_t chorus_comm_rank(chorus_comm_t comm, int *rank);
 

@@ -314,6 +314,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
 static void free_comm(chorus_comm_t comm)
 {
     chorus_requests_stop(comm);
+    comm_release_registrations(comm);
     if (comm->net)
         comm->net->ops->destroy(comm->net);
     shm_comm_destroy(comm->shm);

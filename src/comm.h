@@ -19,6 +19,7 @@ struct shm_comm;
 struct chorus_request;
 struct transport;
 struct coll_args;
+struct chorus_registration;
 
 /* Where the ranks are: grouped by host id, hosts numbered in order of their
  * lowest rank, ranks of a host numbered in rank order. */
@@ -48,6 +49,7 @@ struct chorus_comm {
     struct algo_config algos; /* CHORUS_ALGO */
     struct plan plan;         /* reused by every plan-based call */
     struct plan_exec_cache exec_cache;
+    struct chorus_registration *registrations; /* comm_register.c */
     int check_calls;          /* CHORUS_CHECK_CALLS */
     uint64_t check_seq;       /* collectives checked so far */
     void *hier_tmp;           /* staging of the hierarchical algorithms */
@@ -72,6 +74,10 @@ chorus_result_t chorus_comm_check_usable(chorus_comm_t comm, const char *what);
 /* Records a failure that leaves comm unusable (peer gone, timeout, ...) and
  * tells the peers through shared memory so they fail fast too. */
 void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res);
+
+/* comm_register.c: releases every registration still held (at destroy,
+ * before the transport goes). */
+void comm_release_registrations(chorus_comm_t comm);
 
 /* coll_checkmode.c: with CHORUS_CHECK_CALLS, compares every rank's call
  * before running it; CHORUS_INVALID_USAGE on every rank if they differ. */

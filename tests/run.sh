@@ -418,6 +418,11 @@ if [ "$QUICK" != 1 ]; then
                 "$T/test_coll" --quick --no-large : \
                 -np 1 -env CHORUS_RDMA_HCA rxe1 -env CHORUS_TRANSPORT rdma \
                 "$T/test_coll" --quick --no-large
+            # communicators, splits and memory registration over RDMA
+            have test_comm && run_test "test_comm np=2 [TRANSPORT=rdma, rxe0 + rxe1, rdma-vm]" 300 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$MPIRUN" \
+                -np 1 -env CHORUS_RDMA_HCA rxe0 -env CHORUS_TRANSPORT rdma "$T/test_comm" : \
+                -np 1 -env CHORUS_RDMA_HCA rxe1 -env CHORUS_TRANSPORT rdma "$T/test_comm"
             # the perf tool prints its table over RDMA (emulated speed: correctness only)
             [ -x "$BUILD/perf/all_reduce_perf" ] && run_test \
                 "all_reduce_perf np=2 [TRANSPORT=rdma, rxe0 + rxe1, rdma-vm] (0 wrong)" 300 \
