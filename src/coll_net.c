@@ -24,28 +24,36 @@
 #include "transport.h"
 #include "tunables.h"
 
-/* A flat plan of algo over group (group rank -> communicator rank). */
+/* How the executor runs a plan of this communicator over group (group rank
+ * -> communicator rank) on the caller's buffers. */
+static struct plan_exec exec_for(chorus_comm_t comm, const int *group, chorus_datatype_t type,
+                                 chorus_op_t op, int avg_div, const void *sendbuf,
+                                 void *recvbuf)
+{
+    return (struct plan_exec){
+        .net = comm->net, .group_ranks = group, .type = type, .op = op, .avg_div = avg_div,
+        .sendbuf = sendbuf, .recvbuf = recvbuf, .policy = &comm->net_policy,
+        .abort_flag = &comm->aborted, .label = comm->label, .cache = &comm->exec_cache,
+    };
+}
+
+/* Builds comm->plan (the one plan a communicator has at a time). */
+static chorus_result_t build_plan(chorus_comm_t comm, const struct plan_args *pa, algo_t algo)
+{
+    plan_free(&comm->plan);
+    CHORUS_CHECK(plan_build(&comm->plan, pa, algo));
+    LOG_TRACE("coll", "%s: %s over %d ranks with %s (%d steps)", comm->label,
+              coll_name(pa->kind), pa->nranks, algo_name(algo), comm->plan.nsteps);
+    return CHORUS_SUCCESS;
+}
+
+/* A flat plan of algo over group, run to completion. */
 static chorus_result_t run_plan(chorus_comm_t comm, const struct plan_args *pa, algo_t algo,
                                 const int *group, const void *sendbuf, void *recvbuf,
                                 chorus_datatype_t type, chorus_op_t op, int avg_div)
 {
-    plan_free(&comm->plan);
-    CHORUS_CHECK(plan_build(&comm->plan, pa, algo));
-    struct plan_exec x = {
-        .net = comm->net,
-        .group_ranks = group,
-        .type = type,
-        .op = op,
-        .avg_div = avg_div,
-        .sendbuf = sendbuf,
-        .recvbuf = recvbuf,
-        .policy = &comm->net_policy,
-        .abort_flag = &comm->aborted,
-        .label = comm->label,
-        .cache = &comm->exec_cache,
-    };
-    LOG_TRACE("coll", "%s: %s over %d ranks with %s (%d steps)", comm->label,
-              coll_name(pa->kind), pa->nranks, algo_name(algo), comm->plan.nsteps);
+    CHORUS_CHECK(build_plan(comm, pa, algo));
+    struct plan_exec x = exec_for(comm, group, type, op, avg_div, sendbuf, recvbuf);
     return plan_execute(&x, &comm->plan);
 }
 
@@ -128,12 +136,8 @@ static chorus_result_t p2p_run(chorus_comm_t comm, const struct coll_args *a)
         CHORUS_CHECK(plan_recv(p, a->root, PLAN_RECVBUF, 0, a->count * esize));
     if (a->kind == COLL_SENDRECV)
         CHORUS_CHECK(plan_recv(p, a->source, PLAN_RECVBUF, 0, a->recvcount * esize));
-    struct plan_exec x = {
-        .net = comm->net, .group_ranks = comm->layout.identity, .type = a->type,
-        .op = CHORUS_SUM, .avg_div = 1, .sendbuf = a->sendbuf, .recvbuf = a->recvbuf,
-        .policy = &comm->net_policy, .abort_flag = &comm->aborted, .label = comm->label,
-        .cache = &comm->exec_cache,
-    };
+    struct plan_exec x = exec_for(comm, comm->layout.identity, a->type, CHORUS_SUM, 1,
+                                  a->sendbuf, a->recvbuf);
     return plan_execute(&x, p);
 }
 
@@ -181,13 +185,8 @@ static chorus_result_t cross_start(struct cross_flight *f, size_t count, chorus_
     struct plan_args pa = {.kind = COLL_ALLREDUCE, .nranks = l->nhosts, .rank = l->host,
                            .count = count, .esize = esize, .in_place = 1};
     algo_t algo = algo_select_flat(&comm->algos, COLL_ALLREDUCE, l->nhosts, count * esize);
-    plan_free(&comm->plan);
-    CHORUS_CHECK(plan_build(&comm->plan, &pa, algo));
-    f->x = (struct plan_exec){
-        .net = comm->net, .group_ranks = l->cross, .type = type, .op = op, .avg_div = 1,
-        .sendbuf = buf, .recvbuf = buf, .policy = &comm->net_policy,
-        .abort_flag = &comm->aborted, .label = comm->label, .cache = &comm->exec_cache,
-    };
+    CHORUS_CHECK(build_plan(comm, &pa, algo));
+    f->x = exec_for(comm, l->cross, type, op, 1, buf, buf);
     CHORUS_CHECK(plan_run_start(&f->run, &f->x, &comm->plan));
     f->active = 1;
     return CHORUS_SUCCESS;
