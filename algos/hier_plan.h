@@ -1,0 +1,44 @@
+/* hier_plan.h - multi-level algorithms composed from the flat plans.
+ *
+ * A hierarchical collective runs one flat algorithm per level of a topology
+ * (innermost first on the way in, outermost in the middle, back out): for
+ * allreduce, reduce-scatter inside the innermost groups, the same one level
+ * up on each shard, ..., allreduce across the outermost level, then
+ * allgathers back down. The composition produces an ordinary plan (same
+ * semantics as algos/plan.h), so every executor runs it unchanged: the
+ * simulator on a modelled supernode, the runtime over a network transport.
+ *
+ * Group ranks are positions: rank r has coordinate (r / stride[i]) % group[i]
+ * at level i, stride[0] = 1 (the innermost level varies fastest). Whoever
+ * places ranks differently maps group ranks to its own ranks (as the
+ * runtime already does for every plan). */
+#ifndef CHORUS_HIER_PLAN_H
+#define CHORUS_HIER_PLAN_H
+
+#include "plan.h"
+
+#define HIER_MAX_LEVELS 6
+
+struct hier_args {
+    struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
+                              in_place; alltoallv counts as for flat plans */
+    int nlevels;                   /* 1..HIER_MAX_LEVELS; 1 is the flat algorithm */
+    int group[HIER_MAX_LEVELS];    /* members per level, innermost first */
+    algo_t algo[HIER_MAX_LEVELS];  /* flat algorithm per level (ALGO_AUTO: a sensible default) */
+};
+
+/* Builds rank a->base.rank's composed plan (p->algo = ALGO_HIER). Levels of
+ * group 1 are skipped. CHORUS_INVALID_USAGE with error text when a level's
+ * algorithm does not implement the phase it would run there. */
+chorus_result_t hier_plan(struct plan *p, const struct hier_args *a);
+
+/* Appends src's steps to dst, one step of src becoming one new step of dst:
+ * peer k of src becomes peer_map[k] of dst; a range in src buffer b becomes
+ * the range in buffer buf_map[b] of dst at offset + buf_base[b]. dst's
+ * scratch_bytes grows to cover what src needs at its new place. The tool the
+ * composition is built from (also useful for pipelined variants). */
+chorus_result_t plan_append(struct plan *dst, const struct plan *src, const int *peer_map,
+                            const plan_buf_t buf_map[PLAN_NBUFS],
+                            const uint64_t buf_base[PLAN_NBUFS]);
+
+#endif
