@@ -3,8 +3,8 @@
  * Each collective runs either as one flat plan over all ranks (every pair
  * over the network transport), or node-aware ("hier"): shared memory among
  * the ranks of a host, a flat plan among the ranks with the same local index
- * on every host, shared memory again. algo_select() decides, honouring
- * CHORUS_ALGO. Arguments were checked by coll_check().
+ * on every host, shared memory again. The communicator's tuner table
+ * decides (src/comm_tuner.c), honouring CHORUS_ALGO. Arguments were checked by coll_check().
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -20,6 +20,7 @@
 #include "plan_exec.h"
 #include "rdma/rdma.h"
 #include "reduce.h"
+#include "tuner.h"
 #include "shm_algos.h"
 #include "transport.h"
 #include "tunables.h"
@@ -157,7 +158,8 @@ static chorus_result_t cross_run(chorus_comm_t comm, coll_kind_t kind, size_t co
                   : kind == COLL_REDUCE_SCATTER ? (char *)recvbuf == (const char *)sendbuf + mine
                                                 : sendbuf == recvbuf;
     size_t phase_bytes = count * esize;
-    algo_t algo = algo_select_flat(&comm->algos, kind, l->nhosts, phase_bytes);
+    algo_t algo = tuner_level_best(comm->topo, comm->cross_level, kind, phase_bytes,
+                                   &comm->algos);
     return run_plan(comm, &pa, algo, l->cross, sendbuf, recvbuf, type, op, 1);
 }
 
@@ -184,7 +186,8 @@ static chorus_result_t cross_start(struct cross_flight *f, size_t count, chorus_
     size_t esize = chorus_type_size(type);
     struct plan_args pa = {.kind = COLL_ALLREDUCE, .nranks = l->nhosts, .rank = l->host,
                            .count = count, .esize = esize, .in_place = 1};
-    algo_t algo = algo_select_flat(&comm->algos, COLL_ALLREDUCE, l->nhosts, count * esize);
+    algo_t algo = tuner_level_best(comm->topo, comm->cross_level, COLL_ALLREDUCE,
+                                   count * esize, &comm->algos);
     CHORUS_CHECK(build_plan(comm, &pa, algo));
     f->x = exec_for(comm, l->cross, type, op, 1, buf, buf);
     CHORUS_CHECK(plan_run_start(&f->run, &f->x, &comm->plan));
@@ -403,9 +406,7 @@ chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
 {
     if (a->kind == COLL_SEND || a->kind == COLL_RECV || a->kind == COLL_SENDRECV)
         return p2p_run(comm, a);
-    struct algo_layout lay = {comm->nranks, comm->layout.nhosts, comm->layout.ppn,
-                              comm->shm != NULL};
-    algo_t algo = algo_select(&comm->algos, &lay, a->kind, call_bytes(a));
+    algo_t algo = tuner_lookup(comm->tuner, a->kind, call_bytes(a))->algo;
     if (algo != ALGO_HIER)
         return flat_run(comm, a, algo);
     switch (a->kind) {

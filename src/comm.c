@@ -296,6 +296,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
         CHORUS_CHECK(use_rdma ? rdma_transport_create(&comm->net, &setup)
                               : tcp_transport_create(&comm->net, &setup));
         comm->net->blame = -1;
+        CHORUS_CHECK(comm_tuner_setup(comm, use_shm, use_rdma));
     }
     for (int k = 0; use_net && k < ALGO_NKINDS; k++)
         if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1)) {
@@ -320,6 +321,7 @@ static void free_comm(chorus_comm_t comm)
     shm_comm_destroy(comm->shm);
     layout_free(&comm->layout);
     plan_free(&comm->plan);
+    comm_tuner_free(comm);
     plan_exec_cache_free(&comm->exec_cache); /* after the transport: no registration left */
     free(comm->hier_tmp);
     chorus_bootstrap_destroy(comm->bs);

@@ -20,6 +20,8 @@ struct chorus_request;
 struct transport;
 struct coll_args;
 struct chorus_registration;
+struct topo;
+struct tuner;
 
 /* Where the ranks are: grouped by host id, hosts numbered in order of their
  * lowest rank, ranks of a host numbered in rank order. */
@@ -47,6 +49,9 @@ struct chorus_comm {
     struct comm_layout layout;
     struct chorus_wait_policy net_policy;
     struct algo_config algos; /* CHORUS_ALGO */
+    struct topo *topo;        /* the layout as the tuner sees it (comm_tuner.c) */
+    struct tuner *tuner;      /* decisions per collective and size, built at init */
+    int cross_level;          /* topo level of the network between hosts */
     struct plan plan;         /* reused by every plan-based call */
     struct plan_exec_cache exec_cache;
     struct chorus_registration *registrations; /* comm_register.c */
@@ -78,6 +83,11 @@ void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res);
 /* comm_register.c: releases every registration still held (at destroy,
  * before the transport goes). */
 void comm_release_registrations(chorus_comm_t comm);
+
+/* comm_tuner.c: the decision table of comm's layout (at init, once the
+ * transports are known), and its release at destroy. */
+chorus_result_t comm_tuner_setup(chorus_comm_t comm, int use_shm, int use_rdma);
+void comm_tuner_free(chorus_comm_t comm);
 
 /* coll_checkmode.c: with CHORUS_CHECK_CALLS, compares every rank's call
  * before running it; CHORUS_INVALID_USAGE on every rank if they differ. */

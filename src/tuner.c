@@ -1,0 +1,553 @@
+/* tuner.c - the per-level cost model and the decision table (tuner.h). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "tuner.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Local copies (reordering blocks for Bruck and the node-aware algorithms)
+ * run at about memory speed; one figure is enough for the model. */
+#define COPY_BW 6e9
+
+/* The levels that carry traffic (group > 1), with their figures. */
+struct view {
+    int n;                             /* levels */
+    int g[TOPO_MAX_LEVELS];            /* members */
+    int topo_level[TOPO_MAX_LEVELS];   /* index in the topology */
+    double a[TOPO_MAX_LEVELS];         /* seconds per message across the level */
+    double b[TOPO_MAX_LEVELS];         /* seconds per byte over one port or link */
+    double links[TOPO_MAX_LEVELS];     /* links a rank drives at once (full mesh: g-1) */
+    long stride[TOPO_MAX_LEVELS + 1];  /* positions per member group; stride[n] = p */
+    int p;
+    double gamma;                      /* seconds per byte reduced */
+};
+
+/* Average hops between two members of a torus / open mesh level. */
+static double torus_hops(const struct topo_level *l)
+{
+    double h = 0;
+    for (int d = 0; d < 3; d++) {
+        double k = l->dims[d] > 0 ? l->dims[d] : 1;
+        h += l->wrap ? k / 4 : (k * k - 1) / (3 * k);
+    }
+    return h < 1 ? 1 : h;
+}
+
+static double level_links(const struct topo_level *l)
+{
+    switch (l->shape) {
+    case TOPO_SHAPE_FULL_MESH:
+        return l->group - 1;
+    case TOPO_SHAPE_RING:
+        return l->group > 2 ? 2 : 1;
+    case TOPO_SHAPE_TORUS: {
+        int n = 0;
+        for (int d = 0; d < 3; d++)
+            n += l->dims[d] > 2 ? 2 : l->dims[d] == 2 ? 1 : 0;
+        return n > 0 ? n : 1;
+    }
+    default:
+        return 1;
+    }
+}
+
+static void view_of(const struct topo *t, struct view *v)
+{
+    memset(v, 0, sizeof *v);
+    long s = 1;
+    for (int i = 0; i < t->nlevels; i++) {
+        const struct topo_level *l = &t->levels[i];
+        if (l->group <= 1)
+            continue;
+        int k = v->n++;
+        v->g[k] = l->group;
+        v->topo_level[k] = i;
+        v->a[k] = l->latency * (l->shape == TOPO_SHAPE_TORUS ? torus_hops(l) : 1);
+        v->b[k] = (l->shape == TOPO_SHAPE_CLOS ? l->oversub : 1) / l->bw;
+        v->links[k] = level_links(l);
+        v->stride[k] = s;
+        s *= l->group;
+    }
+    v->stride[v->n] = s;
+    v->p = (int)s;
+    v->gamma = 1 / t->reduce_bw;
+}
+
+/* Level k of v alone (the phase of a hierarchical composition). */
+static void view_level(const struct view *v, int k, struct view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n = 1;
+    out->g[0] = v->g[k];
+    out->topo_level[0] = v->topo_level[k];
+    out->a[0] = v->a[k];
+    out->b[0] = v->b[k];
+    out->links[0] = v->links[k];
+    out->stride[0] = 1;
+    out->stride[1] = out->p = v->g[k];
+    out->gamma = v->gamma;
+}
+
+/* The level a message between positions d apart crosses. */
+static int level_of(const struct view *v, long d)
+{
+    int k = 0;
+    while (k + 1 < v->n && v->stride[k + 1] <= d)
+        k++;
+    return k;
+}
+
+/* One message of x bytes to a neighbour on every level at once: the slowest
+ * level sets the pace (a ring, a chain, a pairwise step). */
+static double slowest(const struct view *v, double x)
+{
+    double t = 0;
+    for (int k = 0; k < v->n; k++)
+        t = fmax(t, v->a[k] + x * v->b[k]);
+    return t;
+}
+
+/* A message of x bytes to the partner d positions away. */
+static double hop(const struct view *v, long d, double x)
+{
+    int k = level_of(v, d);
+    return v->a[k] + x * v->b[k];
+}
+
+/* Direct exchanges start every message at once: each costs the sender a
+ * share of a latency to post, and n-1 flows converging on one switch port
+ * lose some bandwidth to incast (dedicated mesh links do not). */
+#define POST_SHARE 0.1
+#define INCAST 1.25
+
+/* Everyone sends x bytes to every other rank at once: each level's ports
+ * carry the blocks for the peers behind it. */
+static double all_at_once(const struct view *v, double x)
+{
+    double t = 0, lat = 0, post = 0;
+    for (int k = 0; k < v->n; k++) {
+        double peers = (double)(v->stride[k + 1] - v->stride[k]);
+        double incast = v->links[k] > 1 ? 1 : INCAST;
+        t = fmax(t, incast * peers * x * v->b[k] / v->links[k]);
+        lat = fmax(lat, v->a[k]);
+        post += POST_SHARE * peers * v->a[k];
+    }
+    return lat + post + t;
+}
+
+static int pof2_below(int n)
+{
+    int p = 1;
+    while (p * 2 <= n)
+        p *= 2;
+    return p;
+}
+
+/* Recursive halving (or doubling: the same steps in reverse) over the
+ * pof2 participants, step bytes = part * dist of the total, with gamma when
+ * reducing. Folding costs a full message each way on the first ranks. */
+static double halving(const struct view *v, double total, int reduce, int fold_msgs)
+{
+    int pof2 = pof2_below(v->p), rem = v->p - pof2;
+    double t = 0;
+    for (long dist = pof2 / 2; dist >= 1; dist /= 2) {
+        double x = total * (double)dist / pof2;
+        t += hop(v, dist, x) + (reduce ? x * v->gamma : 0);
+    }
+    if (rem > 0)
+        t += fold_msgs * hop(v, 1, total) + (reduce ? total * v->gamma : 0);
+    return t;
+}
+
+static double log2c(int n) { return n > 1 ? ceil(log2((double)n)) : 0; }
+
+/* Binomial tree: log2 p rounds, the round at distance 2^k crossing its level. */
+static double tree_rounds(const struct view *v, double x, double per_byte_extra)
+{
+    double t = 0;
+    for (long d = 1; d < v->p; d *= 2)
+        t += hop(v, d, x) + x * per_byte_extra;
+    return t;
+}
+
+/* Chain broadcast segment of algos/ring_plan.c. */
+#define CHAIN_SEGMENT (1u << 20)
+
+static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double m)
+{
+    if (!plan_supports(a, kind))
+        return -1;
+    if (v->p <= 1)
+        return 0;
+    double p = v->p;
+    switch (kind) {
+    case COLL_ALLREDUCE:
+        switch (a) {
+        case ALGO_RING:
+            return 2 * (p - 1) * slowest(v, m / p) + (p - 1) / p * m * v->gamma;
+        case ALGO_RHD:
+            return 2 * halving(v, m, 0, 1) + (p - 1) / p * m * v->gamma;
+        case ALGO_TREE:
+            return 2 * tree_rounds(v, m, 0) + log2c(v->p) * m * v->gamma;
+        default:
+            return -1;
+        }
+    case COLL_ALLGATHER: /* m: one rank's block */
+        switch (a) {
+        case ALGO_RING:
+            return (p - 1) * slowest(v, m);
+        case ALGO_RHD:
+            return halving(v, m * pof2_below(v->p), 0, 2);
+        case ALGO_BRUCK: {
+            double t = 0;
+            for (long d = 1; d < v->p; d *= 2)
+                t += hop(v, d, m * (double)(d * 2 <= v->p ? d : v->p - d));
+            return t + p * m / COPY_BW;
+        }
+        case ALGO_DIRECT:
+            return all_at_once(v, m);
+        default:
+            return -1;
+        }
+    case COLL_REDUCE_SCATTER: /* m: one rank's block */
+        switch (a) {
+        case ALGO_RING:
+            return (p - 1) * (slowest(v, m) + m * v->gamma);
+        case ALGO_RHD:
+            return halving(v, m * pof2_below(v->p), 1, 2);
+        default:
+            return -1;
+        }
+    case COLL_ALLTOALL: /* m: the block for one peer */
+    case COLL_ALLTOALLV:
+        switch (a) {
+        case ALGO_PAIRWISE:
+            return (p - 1) * slowest(v, m);
+        case ALGO_BRUCK: {
+            if (kind == COLL_ALLTOALLV)
+                return -1;
+            double t = 0;
+            for (long d = 1; d < v->p; d *= 2)
+                t += hop(v, d, m * p / 2);
+            return t + 2 * p * m / COPY_BW;
+        }
+        case ALGO_DIRECT:
+            return all_at_once(v, m);
+        default:
+            return -1;
+        }
+    case COLL_BROADCAST:
+        switch (a) {
+        case ALGO_TREE:
+            return tree_rounds(v, m, 0);
+        case ALGO_RING: {
+            double seg = m < CHAIN_SEGMENT ? m : CHAIN_SEGMENT;
+            double nseg = seg > 0 ? ceil(m / seg) : 1;
+            return (p - 1 + nseg - 1) * slowest(v, seg);
+        }
+        default:
+            return -1;
+        }
+    case COLL_REDUCE:
+        switch (a) {
+        case ALGO_TREE:
+            return tree_rounds(v, m, v->gamma);
+        case ALGO_RING:
+            return p * slowest(v, 0) + 2 * (p - 1) / p * m * v->b[v->n - 1] +
+                   (p - 1) / p * m * v->gamma;
+        default:
+            return -1;
+        }
+    case COLL_BARRIER:
+        if (a != ALGO_DISSEMINATION)
+            return -1;
+        return tree_rounds(v, 0, 0);
+    default:
+        return -1;
+    }
+}
+
+/* The cheapest flat algorithm for kind on v (honouring exclusions). */
+static algo_t best_flat(const struct view *v, coll_kind_t kind, double m,
+                        const struct algo_config *cfg, double *cost)
+{
+    algo_t best = ALGO_COUNT;
+    double bc = 0;
+    for (int a = ALGO_RING; a < ALGO_HIER; a++) {
+        if (cfg && kind < ALGO_NKINDS && (cfg->excluded[kind] >> a & 1))
+            continue;
+        double c = flat_cost(v, kind, (algo_t)a, m);
+        if (c >= 0 && (best == ALGO_COUNT || c < bc)) {
+            best = (algo_t)a;
+            bc = c;
+        }
+    }
+    if (best == ALGO_COUNT && cfg)
+        return best_flat(v, kind, m, NULL, cost);
+    *cost = best == ALGO_COUNT ? -1 : bc;
+    return best;
+}
+
+/* A phase of a composition on level k alone; records its algorithm. */
+static double phase(const struct view *v, int k, coll_kind_t kind, double m,
+                    struct tuner_choice *d)
+{
+    struct view one;
+    view_level(v, k, &one);
+    double c;
+    algo_t a = best_flat(&one, kind, m, NULL, &c);
+    if (d && d->level_algo[v->topo_level[k]] == ALGO_AUTO)
+        d->level_algo[v->topo_level[k]] = a;
+    return c;
+}
+
+/* Reduce-scatter in and allgather out on level k with one algorithm (a
+ * composition names one algorithm per level). */
+static double phase_pair(const struct view *v, int k, double blk, struct tuner_choice *d)
+{
+    struct view one;
+    view_level(v, k, &one);
+    algo_t best = ALGO_COUNT;
+    double bc = 0;
+    for (int a = ALGO_RING; a < ALGO_HIER; a++) {
+        double rs = flat_cost(&one, COLL_REDUCE_SCATTER, (algo_t)a, blk);
+        double ag = flat_cost(&one, COLL_ALLGATHER, (algo_t)a, blk);
+        if (rs >= 0 && ag >= 0 && (best == ALGO_COUNT || rs + ag < bc)) {
+            best = (algo_t)a;
+            bc = rs + ag;
+        }
+    }
+    if (d)
+        d->level_algo[v->topo_level[k]] = best;
+    return bc;
+}
+
+static int hier_kind(coll_kind_t kind)
+{
+    return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
+           kind == COLL_ALLTOALL || kind == COLL_BROADCAST || kind == COLL_REDUCE ||
+           kind == COLL_BARRIER;
+}
+
+/* Plans composed over the topology's levels (algos/hier_plan.h). */
+static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
+                             struct tuner_choice *d)
+{
+    double t = 0, p = v->p;
+    int top = v->n - 1;
+    switch (kind) {
+    case COLL_ALLREDUCE: {
+        double x = m;
+        for (int k = 0; k < top; k++) { /* reduce-scatter in, allgather out */
+            double blk = x / v->g[k];
+            t += phase_pair(v, k, blk, d);
+            x = blk;
+        }
+        return t + phase(v, top, COLL_ALLREDUCE, x, d);
+    }
+    case COLL_ALLGATHER:
+    case COLL_REDUCE_SCATTER: {
+        double blk = m;
+        for (int k = 0; k <= top; k++) {
+            t += phase(v, k, kind, blk, d);
+            blk *= v->g[k];
+        }
+        return t + (top > 0 ? p * m / COPY_BW : 0); /* into rank order */
+    }
+    case COLL_ALLTOALL:
+        /* level k exchanges blocks for all positions behind each member */
+        for (int k = 0; k <= top; k++)
+            t += phase(v, k, COLL_ALLTOALL, m * p / v->g[k], d) + p * m / COPY_BW;
+        return t;
+    case COLL_BROADCAST:
+    case COLL_REDUCE:
+        for (int k = top; k >= 0; k--)
+            t += phase(v, k, kind, m, d);
+        return t;
+    case COLL_BARRIER:
+        for (int k = 0; k <= top; k++)
+            t += phase(v, k, COLL_BARRIER, 0, d);
+        return t;
+    default:
+        return -1;
+    }
+}
+
+/* The runtime's node-aware composition: shared memory among the ranks of a
+ * host (all levels but the outermost), the network across hosts. */
+static double shm_hier_cost(const struct view *v, const struct tuner_shm *s, coll_kind_t kind,
+                            double m, struct tuner_choice *d)
+{
+    double P = (double)v->stride[v->n - 1], H = v->g[v->n - 1];
+    double pass = (P - 1) / P * m * s->beta + s->alpha, local;
+    coll_kind_t across = kind;
+    double x = m;
+    switch (kind) {
+    case COLL_ALLREDUCE:
+        x = m / P;
+        local = 2 * pass + (P - 1) / P * m * v->gamma;
+        break;
+    case COLL_ALLGATHER:
+        local = P * H * m * s->beta * 2 + s->alpha;
+        break;
+    case COLL_REDUCE_SCATTER:
+        local = P * H * m * (2 * s->beta + v->gamma) + s->alpha;
+        break;
+    case COLL_ALLTOALL:
+        x = P * m;
+        local = 4 * P * H * m * s->beta + s->alpha;
+        break;
+    case COLL_BROADCAST:
+    case COLL_REDUCE:
+        local = m * (s->beta + (kind == COLL_REDUCE ? v->gamma : 0)) + s->alpha;
+        break;
+    case COLL_BARRIER:
+        local = 2 * s->alpha;
+        break;
+    default:
+        return -1;
+    }
+    return local + phase(v, v->n - 1, across, x, d);
+}
+
+algo_t tuner_level_best(const struct topo *t, int level, coll_kind_t kind, size_t bytes,
+                        const struct algo_config *cfg)
+{
+    struct view v, one;
+    view_of(t, &v);
+    int k = 0;
+    while (k + 1 < v.n && v.topo_level[k] < level)
+        k++;
+    view_level(&v, k, &one);
+    double c;
+    algo_t a = best_flat(&one, kind, (double)bytes, cfg, &c);
+    return a == ALGO_COUNT ? ALGO_RING : a;
+}
+
+int tuner_hier_possible(const struct topo *t, const struct tuner_shm *shm, coll_kind_t kind)
+{
+    struct view v;
+    view_of(t, &v);
+    (void)shm;
+    return hier_kind(kind) && v.n >= 2;
+}
+
+double tuner_cost(const struct topo *t, const struct tuner_shm *shm, coll_kind_t kind, algo_t algo,
+                  size_t bytes, struct tuner_choice *detail)
+{
+    struct view v;
+    view_of(t, &v);
+    if (detail) {
+        memset(detail, 0, sizeof *detail);
+        detail->algo = algo;
+    }
+    double c;
+    if (algo == ALGO_HIER) {
+        if (!tuner_hier_possible(t, shm, kind))
+            return -1;
+        c = shm && shm->present ? shm_hier_cost(&v, shm, kind, (double)bytes, detail)
+                                : plan_hier_cost(&v, kind, (double)bytes, detail);
+    } else {
+        c = flat_cost(&v, kind, algo, (double)bytes);
+    }
+    if (detail)
+        detail->predicted = c;
+    return c;
+}
+
+static void choose(struct tuner_choice *out, const struct topo *t, const struct tuner_shm *shm,
+                   const struct algo_config *cfg, const struct tuner_rule *rules, int nrules,
+                   coll_kind_t kind, size_t bytes)
+{
+    algo_t want = cfg ? cfg->forced[kind] : ALGO_AUTO;
+    for (int i = 0; want == ALGO_AUTO && i < nrules; i++)
+        if (rules[i].kind == kind && bytes >= rules[i].min_bytes && bytes <= rules[i].max_bytes)
+            want = rules[i].algo;
+    if (want != ALGO_AUTO && tuner_cost(t, shm, kind, want, bytes, out) >= 0)
+        return;
+    /* the model: cheapest allowed candidate */
+    struct tuner_choice c;
+    int have = 0;
+    for (int a = ALGO_RING; a < ALGO_COUNT; a++) {
+        if (cfg && (cfg->excluded[kind] >> a & 1))
+            continue;
+        if (tuner_cost(t, shm, kind, (algo_t)a, bytes, &c) < 0)
+            continue;
+        if (!have || c.predicted < out->predicted) {
+            *out = c;
+            have = 1;
+        }
+    }
+    if (!have) /* everything excluded that the topology allows: ignore exclusions */
+        for (int a = ALGO_RING; a < ALGO_COUNT; a++)
+            if (tuner_cost(t, shm, kind, (algo_t)a, bytes, &c) >= 0 &&
+                (!have || c.predicted < out->predicted)) {
+                *out = c;
+                have = 1;
+            }
+}
+
+void tuner_build(struct tuner *tu, const struct topo *t, const struct tuner_shm *shm,
+                 const struct algo_config *cfg, const struct tuner_rule *rules, int nrules)
+{
+    memset(tu, 0, sizeof *tu);
+    for (int k = 0; k < ALGO_NKINDS; k++)
+        for (int b = 0; b < TUNER_NBUCKETS; b++)
+            choose(&tu->table[k][b], t, shm, cfg, rules, nrules, (coll_kind_t)k,
+                   k == COLL_BARRIER ? 0 : (size_t)1 << b);
+}
+
+static int bucket_of(size_t bytes)
+{
+    if (bytes <= 1)
+        return 0;
+    /* nearest power of two in log scale: round log2(bytes) */
+    int b = 63 - __builtin_clzll((unsigned long long)bytes);
+    if (b + 1 < 64 && bytes - ((size_t)1 << b) > ((size_t)1 << b) * 0.41421356)
+        b++;
+    return b < TUNER_NBUCKETS ? b : TUNER_NBUCKETS - 1;
+}
+
+const struct tuner_choice *tuner_lookup(const struct tuner *tu, coll_kind_t kind, size_t bytes)
+{
+    if (kind >= ALGO_NKINDS)
+        kind = COLL_ALLREDUCE;
+    return &tu->table[kind][kind == COLL_BARRIER ? 0 : bucket_of(bytes)];
+}
+
+void tuner_print(const struct topo *t, const struct tuner_shm *shm, const struct tuner *tu,
+                 coll_kind_t kind, size_t lo, size_t hi, FILE *f)
+{
+    fprintf(f, "# %s on %s (%d ranks): predicted time in us per candidate; * = chosen\n",
+            coll_name(kind), t->name, t->nranks);
+    fprintf(f, "%12s  %-14s %12s", "size", "choice", "time(us)");
+    for (int a = ALGO_RING; a < ALGO_COUNT; a++)
+        if (a == ALGO_HIER ? tuner_hier_possible(t, shm, kind) : plan_supports((algo_t)a, kind))
+            fprintf(f, " %13s", algo_name((algo_t)a));
+    fprintf(f, "\n");
+    for (size_t s = lo ? lo : 1; s <= hi && s > 0; s *= 2) {
+        const struct tuner_choice *c = tuner_lookup(tu, kind, s);
+        char name[64];
+        snprintf(name, sizeof name, "%s", algo_name(c->algo));
+        if (c->algo == ALGO_HIER) {
+            size_t len = strlen(name);
+            for (int i = 0; i < t->nlevels && len + 12 < sizeof name; i++)
+                if (c->level_algo[i] != ALGO_AUTO)
+                    len += (size_t)snprintf(name + len, sizeof name - len, "%c%s",
+                                            len == 4 ? ':' : '/', algo_name(c->level_algo[i]));
+        }
+        fprintf(f, "%12zu  %-14s %12.2f", s, name, tuner_cost(t, shm, kind, c->algo, s, NULL) * 1e6);
+        for (int a = ALGO_RING; a < ALGO_COUNT; a++) {
+            if (!(a == ALGO_HIER ? tuner_hier_possible(t, shm, kind) : plan_supports((algo_t)a, kind)))
+                continue;
+            double x = tuner_cost(t, shm, kind, (algo_t)a, s, NULL);
+            if (x < 0)
+                fprintf(f, " %13s", "-");
+            else
+                fprintf(f, " %12.2f%c", x * 1e6, (algo_t)a == c->algo ? '*' : ' ');
+        }
+        fprintf(f, "\n");
+    }
+}
