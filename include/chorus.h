@@ -128,6 +128,15 @@ chorus_result_t chorus_comm_abort(chorus_comm_t comm);
 /* CHORUS_SUCCESS, or the error that broke comm (e.g. a peer died). */
 chorus_result_t chorus_comm_get_async_error(chorus_comm_t comm, chorus_result_t *async_error);
 
+/* Advanced: while the calling thread waits inside a blocking Chorus call
+ * (a collective, send/recv, chorus_wait), Chorus calls fn(arg) now and then
+ * - after a short spin, then at least every millisecond - so another
+ * library this process uses keeps moving: the MPI interposer turns MPI's
+ * progress engine this way, so a transfer a peer needs before it can join
+ * the collective completes. fn must be quick and must not call Chorus.
+ * Per thread; fn = NULL removes it. Always CHORUS_SUCCESS. */
+chorus_result_t chorus_set_progress_hook(void (*fn)(void *arg), void *arg);
+
 /* Registers [buf, buf + bytes) with comm's network devices until deregistered,
  * so RDMA transfers from or into it skip registration (like ncclCommRegister).
  * Valid with every transport: without RDMA the handle simply records nothing.

@@ -18,6 +18,8 @@
 #endif
 #include "plan_exec.h"
 
+#include "progress.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +280,10 @@ chorus_result_t plan_run_wait(struct plan_run *r)
         CHORUS_CHECK(check_abort(x));
         int64_t now = chorus_now_ns();
         int wait_ms = now - r->step_start < x->policy->spin_ns ? 0 : WAIT_SLICE_MS;
+        if (wait_ms > 0 && chorus_progress_set()) {
+            chorus_progress_run();
+            wait_ms = CHORUS_PROGRESS_SLICE_MS;
+        }
         CHORUS_CHECK(x->net->ops->progress(x->net, wait_ms));
         CHORUS_CHECK(account(r));
         if (!r->done && x->policy->timeout_ns > 0 &&

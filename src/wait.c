@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "tunables.h"
 
 /* How often the health check runs while yielding or sleeping. */
@@ -63,6 +64,8 @@ chorus_result_t chorus_wait_flag(_Atomic uint32_t *flag, uint32_t target,
             now = chorus_now_ns();
             if (now - start >= policy->spin_ns)
                 break;
+            if ((i & 1023) == 0)
+                chorus_progress_run();
         }
     }
     /* The first health check comes after one interval: most waits end
@@ -78,6 +81,7 @@ chorus_result_t chorus_wait_flag(_Atomic uint32_t *flag, uint32_t target,
                 return CHORUS_TIMEOUT; /* check() is expected to have said who */
             next_check = now + CHECK_INTERVAL_NS;
         }
+        chorus_progress_run();
         if (now - start < policy->yield_ns) {
             /* Phase 2: let the peer we wait for have our core. */
             sched_yield();
@@ -88,7 +92,10 @@ chorus_result_t chorus_wait_flag(_Atomic uint32_t *flag, uint32_t target,
             atomic_fetch_add(sleepers, 1);
             uint32_t seen = atomic_load(flag);
             if (!chorus_serial_geq(seen, target)) {
-                struct timespec slice = {0, SLEEP_SLICE_NS};
+                /* with a progress hook, wake often enough to run it */
+                struct timespec slice = {0, chorus_progress_set()
+                                                ? CHORUS_PROGRESS_SLICE_MS * 1000000
+                                                : SLEEP_SLICE_NS};
                 syscall(SYS_futex, (uint32_t *)flag, FUTEX_WAIT, seen, &slice, NULL, 0);
             }
             atomic_fetch_sub(sleepers, 1);

@@ -15,6 +15,8 @@
 #endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +463,49 @@ static void test_register(void)
     free(out);
 }
 
+/* chorus_set_progress_hook: while rank 0 waits in a collective for a late
+ * rank 1, its hook runs (repeatedly: the late rank sleeps 40 ms, the hook
+ * runs at least every millisecond); the hook belongs to the thread that set
+ * it, and once removed it runs no more. */
+static _Atomic int hook_calls;
+static pthread_t hook_thread;
+static _Atomic int hook_wrong_thread;
+static void count_hook(void *arg)
+{
+    if (!pthread_equal(pthread_self(), hook_thread))
+        hook_wrong_thread = 1;
+    (*(int *)arg)++;
+    hook_calls++;
+}
+
+static void test_progress_hook(void)
+{
+    tu_set_case("progress hook");
+    if (n < 2)
+        return;
+    int mine = 0;
+    for (int round = 0; round < 2; round++) {
+        hook_calls = 0;
+        mine = 0;
+        if (me == 0) {
+            hook_thread = pthread_self();
+            CHECK_OK(chorus_set_progress_hook(round == 0 ? count_hook : NULL, &mine));
+        }
+        if (me == 1)
+            usleep(40000);
+        int v = me + 1, sum = 0;
+        CHECK_OK(chorus_allreduce(&v, &sum, 1, CHORUS_INT32, CHORUS_SUM, world));
+        CHECK(sum == n * (n + 1) / 2, "sum %d", sum);
+        if (me == 0 && round == 0)
+            CHECK(mine >= 5, "the hook ran %d times while rank 0 waited 40 ms", mine);
+        if (me == 0 && round == 1)
+            CHECK(mine == 0, "the removed hook ran %d times", mine);
+        CHECK(!hook_wrong_thread, "the hook ran on another thread");
+    }
+    if (me == 0)
+        CHECK_OK(chorus_set_progress_hook(NULL, NULL));
+}
+
 int main(int argc, char **argv)
 {
     setenv("CHORUS_TIMEOUT_MS", "60000", 0);
@@ -496,6 +541,7 @@ int main(int argc, char **argv)
     test_config();
     test_init_env();
     test_register();
+    test_progress_hook();
 
     tu_set_case("destroy");
     ae = CHORUS_INTERNAL_ERROR;

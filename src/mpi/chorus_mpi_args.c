@@ -29,7 +29,6 @@ static void args_init(struct cmpi_args *a, int kind)
 /* The size of a sized call is this rank's too. */
 static const char *sized(struct cmpi_args *a)
 {
-    a->local_bytes = a->bytes;
     return NULL;
 }
 
@@ -234,8 +233,6 @@ const char *cmpi_args_alltoallv(struct cmpi_args *a, const void *sendbuf, const 
         a->sendbuf = (const char *)sendbuf + sshift;
     }
     a->count = (size_t)size;
-    for (int i = 0; i < size; i++)
-        a->local_bytes += sc[i] + rc[i];
     return NULL;
 }
 

@@ -97,7 +97,6 @@ static void load(void)
         config.why = "bad CHORUS_MPI_COLLS (see the warning)";
         return;
     }
-    config.progress_min = t->MPI_PROGRESS_MIN;
     config.min_bytes = t->MPI_MIN_BYTES;
     config.max_bytes = t->MPI_MAX_BYTES;
     if (t->MPI_TIMEOUT_MS > 0)
@@ -114,8 +113,8 @@ static void load(void)
     config.hash = h;
     config.usable = 1;
     LOG_DEBUG(CMPI_SUBSYS, "libchorus_mpi: collectives 0x%x, sizes %zu..%zu bytes, timeout %ld "
-              "ms, MPI progress from %zu bytes", (unsigned)config.colls, config.min_bytes,
-              config.max_bytes, (long)t->MPI_TIMEOUT_MS, config.progress_min);
+              "ms", (unsigned)config.colls, config.min_bytes, config.max_bytes,
+              (long)t->MPI_TIMEOUT_MS);
 }
 
 const struct cmpi_config *cmpi_config(void)

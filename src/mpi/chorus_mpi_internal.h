@@ -55,7 +55,6 @@ struct cmpi_config {
     size_t min_bytes;
     size_t max_bytes;    /* 0: none */
     int timeout_ms;      /* for chorus_config_t: > 0 bound; INT_MAX: "none" */
-    size_t progress_min; /* blocking calls this large progress MPI while they wait */
     int64_t hash;        /* of the settings above, compared across ranks (62 bits) */
 };
 
@@ -134,7 +133,6 @@ struct cmpi_args {
     const void *move_src;
     size_t move_bytes;
     size_t bytes;              /* the call's size for CHORUS_MPI_MIN/MAX_BYTES */
-    size_t local_bytes;        /* this rank's size, for CHORUS_MPI_PROGRESS_MIN */
 };
 
 /* Each returns NULL when Chorus can do exactly what MPI was asked (a then
