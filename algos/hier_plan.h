@@ -28,15 +28,23 @@ struct hier_args {
 };
 
 /* Builds rank a->base.rank's composed plan (p->algo = ALGO_HIER). Levels of
- * group 1 are skipped. CHORUS_INVALID_USAGE with error text when a level's
- * algorithm does not implement the phase it would run there. */
+ * group 1 are skipped (their algo is ignored); with one level left the plan
+ * is the flat one. CHORUS_INVALID_USAGE with error text when a level's
+ * algorithm does not implement the phase it would run there (whatever the
+ * count); CHORUS_INVALID_ARGUMENT for bad shapes or arguments. p must be
+ * zeroed or previously freed with plan_free; it is empty after a failure.
+ * The compositions per collective: algos/hier_plan.c, docs/algorithms.md. */
 chorus_result_t hier_plan(struct plan *p, const struct hier_args *a);
 
-/* Appends src's steps to dst, one step of src becoming one new step of dst:
- * peer k of src becomes peer_map[k] of dst; a range in src buffer b becomes
- * the range in buffer buf_map[b] of dst at offset + buf_base[b]. dst's
- * scratch_bytes grows to cover what src needs at its new place. The tool the
- * composition is built from (also useful for pipelined variants). */
+/* Appends src's steps to dst, one step of src becoming one new step of dst
+ * (src's empty steps are dropped): peer k of src becomes peer_map[k] of dst;
+ * a range in src buffer b becomes the range in buffer buf_map[b] of dst at
+ * offset + buf_base[b]. dst's scratch_bytes grows to cover what src needs at
+ * its new place (src->scratch_bytes from buf_base[PLAN_SCRATCH] when scratch
+ * maps to scratch, and every range placed in scratch). Refuses
+ * (CHORUS_INVALID_ARGUMENT) a written range mapped to the send buffer; after
+ * a failure dst may hold part of src. The tool the composition is built
+ * from (also useful for pipelined variants). */
 chorus_result_t plan_append(struct plan *dst, const struct plan *src, const int *peer_map,
                             const plan_buf_t buf_map[PLAN_NBUFS],
                             const uint64_t buf_base[PLAN_NBUFS]);

@@ -19,7 +19,9 @@
 #include "log.h"
 #include "plan_exec.h"
 #include "rdma/rdma.h"
+#include "hier_plan.h"
 #include "reduce.h"
+#include "topo.h"
 #include "tuner.h"
 #include "shm_algos.h"
 #include "transport.h"
@@ -98,27 +100,70 @@ static void divide(chorus_datatype_t type, void *buf, size_t n, int div)
 
 /* ---- flat: one plan over every rank -------------------------------------- */
 
-static chorus_result_t flat_run(chorus_comm_t comm, const struct coll_args *a, algo_t algo)
+/* The plan arguments of a call over every rank, and the buffers the plan
+ * runs on (a non-root's reduce result goes to staging; a non-root's
+ * broadcast buffer is both). */
+static chorus_result_t whole_call(chorus_comm_t comm, const struct coll_args *a,
+                                  struct plan_args *pa, const void **sendbuf, void **recvbuf)
 {
     size_t esize = a->kind == COLL_BARRIER ? 1 : chorus_type_size(a->type);
-    const void *sendbuf = a->sendbuf;
-    void *recvbuf = a->recvbuf;
-    struct plan_args pa = {
+    *sendbuf = a->sendbuf;
+    *recvbuf = a->recvbuf;
+    *pa = (struct plan_args){
         .kind = a->kind, .nranks = comm->nranks, .rank = comm->rank, .count = a->count,
         .esize = esize, .root = a->root, .sendcounts = a->sendcounts, .sdispls = a->sdispls,
         .recvcounts = a->recvcounts, .rdispls = a->rdispls,
     };
-    pa.in_place = in_place(comm, a, esize);
+    pa->in_place = in_place(comm, a, esize);
     if (a->kind == COLL_REDUCE && comm->rank != a->root) {
         /* Only the root's recvbuf is the caller's to write. */
         char *tmp;
         CHORUS_CHECK(tmp_buffer(comm, a->count * esize, &tmp));
-        recvbuf = tmp;
-        pa.in_place = 0;
+        *recvbuf = tmp;
+        pa->in_place = 0;
     } else if (a->kind == COLL_BROADCAST && comm->rank != a->root) {
-        sendbuf = recvbuf; /* not read off the root */
-        pa.in_place = 1;
+        *sendbuf = *recvbuf; /* not read off the root */
+        pa->in_place = 1;
     }
+    return CHORUS_SUCCESS;
+}
+
+/* ---- composed: one plan over the levels of a topology file ---------------- */
+
+/* The multi-level plan of algos/hier_plan.h over the communicator's
+ * topology (CHORUS_TOPO_FILE describing exactly its ranks): group ranks are
+ * positions, so the executor maps position -> rank (comm->pos_rank); the
+ * tuner allows this only where positions order the data as ranks do. */
+static chorus_result_t composed_run(chorus_comm_t comm, const struct coll_args *a,
+                                    const struct tuner_choice *c)
+{
+    struct hier_args h = {0};
+    const void *sendbuf;
+    void *recvbuf;
+    CHORUS_CHECK(whole_call(comm, a, &h.base, &sendbuf, &recvbuf));
+    const struct topo *t = comm->topo;
+    h.base.rank = t->rank_pos[comm->rank];
+    h.base.root = a->kind == COLL_BROADCAST || a->kind == COLL_REDUCE ? t->rank_pos[a->root] : 0;
+    h.nlevels = t->nlevels;
+    for (int i = 0; i < t->nlevels; i++) {
+        h.group[i] = t->levels[i].group;
+        h.algo[i] = c->level_algo[i];
+    }
+    plan_free(&comm->plan);
+    CHORUS_CHECK(hier_plan(&comm->plan, &h));
+    LOG_TRACE("coll", "%s: %s composed over %d levels (%d steps)", comm->label,
+              coll_name(a->kind), t->nlevels, comm->plan.nsteps);
+    struct plan_exec x = exec_for(comm, comm->pos_rank, a->type, a->op, comm->nranks, sendbuf,
+                                  recvbuf);
+    return plan_execute(&x, &comm->plan);
+}
+
+static chorus_result_t flat_run(chorus_comm_t comm, const struct coll_args *a, algo_t algo)
+{
+    const void *sendbuf;
+    void *recvbuf;
+    struct plan_args pa;
+    CHORUS_CHECK(whole_call(comm, a, &pa, &sendbuf, &recvbuf));
     return run_plan(comm, &pa, algo, comm->layout.identity, sendbuf, recvbuf, a->type, a->op,
                     comm->nranks);
 }
@@ -406,9 +451,11 @@ chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
 {
     if (a->kind == COLL_SEND || a->kind == COLL_RECV || a->kind == COLL_SENDRECV)
         return p2p_run(comm, a);
-    algo_t algo = tuner_lookup(comm->tuner, a->kind, call_bytes(a))->algo;
-    if (algo != ALGO_HIER)
-        return flat_run(comm, a, algo);
+    const struct tuner_choice *c = tuner_lookup(comm->tuner, a->kind, call_bytes(a));
+    if (c->algo != ALGO_HIER)
+        return flat_run(comm, a, c->algo);
+    if (comm->pos_rank)
+        return composed_run(comm, a, c);
     switch (a->kind) {
     case COLL_ALLREDUCE:
         return hier_allreduce(comm, a);

@@ -3,6 +3,7 @@
 #include "config.h"
 #endif
 #include "comm.h"
+#include "topo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,10 @@ struct peer_info {
 
 /* Tunables that change which messages a rank sends: ranks that disagree on
  * them would wait on each other forever, so init refuses the mix. */
-static uint64_t agree_hash(const struct chorus_tunables *t)
+static uint64_t agree_hash(const struct chorus_tunables *t, uint64_t tuning_hash)
 {
     const char *parts[] = {t->ALGO, "\n", t->TRANSPORT, t->CHECK_CALLS ? "\ncheck" : ""};
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = 1469598103934665603ull ^ tuning_hash; /* FNV-1a */
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         for (const char *c = parts[i]; *c; c++)
             h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -242,7 +243,9 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     comm->check_calls = (int)t->CHECK_CALLS;
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
                                        comm->init_timeout_ms));
-    struct peer_info mine = {0, agree_hash(t), (int32_t)getpid(), chorus_node_info()->npus};
+    CHORUS_CHECK(comm_tuning_load(comm));
+    struct peer_info mine = {0, agree_hash(t, comm_tuning_hash(comm)), (int32_t)getpid(),
+                             chorus_node_info()->npus};
     CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
     struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
     if (!peers)
@@ -251,7 +254,8 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks; q++)
         if (peers[q].agree_hash != mine.agree_hash)
             res = CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: rank %d runs with other CHORUS_ALGO, "
-                             "CHORUS_TRANSPORT or CHORUS_CHECK_CALLS settings than this rank "
+                             "CHORUS_TRANSPORT, CHORUS_CHECK_CALLS or tuning file settings "
+                             "than this rank "
                              "(ALGO='%s', TRANSPORT='%s', CHECK_CALLS=%d); every rank must use "
                              "the same", comm->label, q, t->ALGO, t->TRANSPORT,
                              (int)t->CHECK_CALLS);
@@ -299,7 +303,8 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
         CHORUS_CHECK(comm_tuner_setup(comm, use_shm, use_rdma));
     }
     for (int k = 0; use_net && k < ALGO_NKINDS; k++)
-        if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1)) {
+        if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1) &&
+            !(comm->file_topo && comm->file_topo->nranks == comm->nranks)) {
             LOG_WARN("init", "%s: CHORUS_ALGO forces hier, but %s: the cost model chooses "
                      "flat algorithms instead", comm->label,
                      !use_shm          ? "CHORUS_TRANSPORT=tcp/rdma leaves no shared memory"

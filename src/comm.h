@@ -22,6 +22,7 @@ struct coll_args;
 struct chorus_registration;
 struct topo;
 struct tuner;
+struct tuning;
 
 /* Where the ranks are: grouped by host id, hosts numbered in order of their
  * lowest rank, ranks of a host numbered in rank order. */
@@ -52,6 +53,10 @@ struct chorus_comm {
     struct topo *topo;        /* the layout as the tuner sees it (comm_tuner.c) */
     struct tuner *tuner;      /* decisions per collective and size, built at init */
     int cross_level;          /* topo level of the network between hosts */
+    struct tuning *tuning;    /* CHORUS_TUNING_FILE, NULL when unset */
+    struct topo *file_topo;   /* CHORUS_TOPO_FILE, NULL when unset */
+    int *pos_rank;            /* topology file in use: position -> rank; else NULL */
+    uint64_t tuning_hash;     /* of both files: ranks must agree */
     struct plan plan;         /* reused by every plan-based call */
     struct plan_exec_cache exec_cache;
     struct chorus_registration *registrations; /* comm_register.c */
@@ -87,6 +92,10 @@ void comm_release_registrations(chorus_comm_t comm);
 /* comm_tuner.c: the decision table of comm's layout (at init, once the
  * transports are known), and its release at destroy. */
 chorus_result_t comm_tuner_setup(chorus_comm_t comm, int use_shm, int use_rdma);
+/* Reads CHORUS_TUNING_FILE and CHORUS_TOPO_FILE (before ranks compare
+ * settings: both change decisions, so their hash joins the comparison). */
+chorus_result_t comm_tuning_load(chorus_comm_t comm);
+uint64_t comm_tuning_hash(chorus_comm_t comm);
 void comm_tuner_free(chorus_comm_t comm);
 
 /* coll_checkmode.c: with CHORUS_CHECK_CALLS, compares every rank's call

@@ -92,4 +92,15 @@ void topo_print_tree(const struct topo *t, FILE *f);
 
 const char *topo_shape_name(topo_shape_t s);
 
+/* Added with topo_file.c (topology files):
+ * Whether two topologies describe the same machine: name, description,
+ * levels, reduction speed and rank map (not source nor the host_* counts). */
+int topo_equal(const struct topo *a, const struct topo *b);
+/* The i-th directory searched for short names (i = 0, 1, ...; NULL past the
+ * last): $CHORUS_TOPO_DIR when set, then $(datadir)/chorus/topo. */
+const char *topo_search_dir(int i);
+/* The topology the runtime uses: CHORUS_TOPO_FILE (a path or short name)
+ * when set, else this host from topo_detect. */
+chorus_result_t topo_default(struct topo **out, char *err, size_t errlen);
+
 #endif

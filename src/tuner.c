@@ -5,11 +5,24 @@
 #include "tuner.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Local copies (reordering blocks for Bruck and the node-aware algorithms)
- * run at about memory speed; one figure is enough for the model. */
-#define COPY_BW 6e9
+/* Local copies (reordering blocks for Bruck and the compositions) run at
+ * about memory speed, which the reduction speed stands for: 1.5 times it
+ * (a copy reads one stream, a reduction two), as the simulator assumes. */
+#define COPY_PER_REDUCE 1.5
+
+/* Default figures when no tuning file says otherwise: a 10-25 Gbit/s
+ * Ethernet seen through kernel TCP, an InfiniBand/RoCE NIC, and a DDR4/5
+ * memory system for shared memory and reductions. `chorus_tune
+ * --calibrate` measures this machine's (docs/tuner.md). */
+const struct tuner_figures tuner_default_figures = {
+    .tcp = {25e-6, 1.25e9},
+    .rdma = {4e-6, 12e9},
+    .shm = {1e-6, 6e9},
+    .reduce_bw = 4e9,
+};
 
 /* The levels that carry traffic (group > 1), with their figures. */
 struct view {
@@ -22,6 +35,8 @@ struct view {
     long stride[TOPO_MAX_LEVELS + 1];  /* positions per member group; stride[n] = p */
     int p;
     double gamma;                      /* seconds per byte reduced */
+    double copy;                       /* seconds per byte copied locally */
+    int soft[TOPO_MAX_LEVELS];         /* kernel network stack: posting cost, incast */
 };
 
 /* Average hops between two members of a torus / open mesh level. */
@@ -67,12 +82,14 @@ static void view_of(const struct topo *t, struct view *v)
         v->a[k] = l->latency * (l->shape == TOPO_SHAPE_TORUS ? torus_hops(l) : 1);
         v->b[k] = (l->shape == TOPO_SHAPE_CLOS ? l->oversub : 1) / l->bw;
         v->links[k] = level_links(l);
+        v->soft[k] = !strcmp(l->link, "net") || !strcmp(l->link, "tcp");
         v->stride[k] = s;
         s *= l->group;
     }
     v->stride[v->n] = s;
     v->p = (int)s;
     v->gamma = 1 / t->reduce_bw;
+    v->copy = 1 / (COPY_PER_REDUCE * t->reduce_bw);
 }
 
 /* Level k of v alone (the phase of a hierarchical composition). */
@@ -88,6 +105,8 @@ static void view_level(const struct view *v, int k, struct view *out)
     out->stride[0] = 1;
     out->stride[1] = out->p = v->g[k];
     out->gamma = v->gamma;
+    out->copy = v->copy;
+    out->soft[0] = v->soft[k];
 }
 
 /* The level a message between positions d apart crosses. */
@@ -109,16 +128,32 @@ static double slowest(const struct view *v, double x)
     return t;
 }
 
-/* A message of x bytes to the partner d positions away. */
-static double hop(const struct view *v, long d, double x)
+/* The same with the receiver reducing what arrives: reduction overlaps the
+ * arrival (the runtime reduces each piece as it lands), so the slower of
+ * the two sets the pace. */
+static double slowest_r(const struct view *v, double x)
 {
-    int k = level_of(v, d);
-    return v->a[k] + x * v->b[k];
+    double t = 0;
+    for (int k = 0; k < v->n; k++)
+        t = fmax(t, v->a[k] + x * fmax(v->b[k], v->gamma));
+    return t;
 }
 
-/* Direct exchanges start every message at once: each costs the sender a
- * share of a latency to post, and n-1 flows converging on one switch port
- * lose some bandwidth to incast (dedicated mesh links do not). */
+/* A message of x bytes to the partner d positions away (reduced on
+ * arrival when reduce is set). */
+static double hop_x(const struct view *v, long d, double x, int reduce)
+{
+    int k = level_of(v, d);
+    return v->a[k] + x * (reduce ? fmax(v->b[k], v->gamma) : v->b[k]);
+}
+
+static double hop(const struct view *v, long d, double x) { return hop_x(v, d, x, 0); }
+
+/* Direct exchanges start every message at once. Through a kernel network
+ * stack (the runtime's TCP levels) each message costs the sender a share of
+ * a latency to post, and n-1 flows converging on one port lose some
+ * bandwidth to incast; fabrics that offload messages (every level a
+ * topology file describes, as the simulator models them) pay neither. */
 #define POST_SHARE 0.1
 #define INCAST 1.25
 
@@ -129,10 +164,11 @@ static double all_at_once(const struct view *v, double x)
     double t = 0, lat = 0, post = 0;
     for (int k = 0; k < v->n; k++) {
         double peers = (double)(v->stride[k + 1] - v->stride[k]);
-        double incast = v->links[k] > 1 ? 1 : INCAST;
+        double incast = v->soft[k] && v->links[k] <= 1 ? INCAST : 1;
         t = fmax(t, incast * peers * x * v->b[k] / v->links[k]);
         lat = fmax(lat, v->a[k]);
-        post += POST_SHARE * peers * v->a[k];
+        if (v->soft[k])
+            post += POST_SHARE * peers * v->a[k];
     }
     return lat + post + t;
 }
@@ -154,21 +190,20 @@ static double halving(const struct view *v, double total, int reduce, int fold_m
     double t = 0;
     for (long dist = pof2 / 2; dist >= 1; dist /= 2) {
         double x = total * (double)dist / pof2;
-        t += hop(v, dist, x) + (reduce ? x * v->gamma : 0);
+        t += hop_x(v, dist, x, reduce);
     }
     if (rem > 0)
-        t += fold_msgs * hop(v, 1, total) + (reduce ? total * v->gamma : 0);
+        t += fold_msgs * hop_x(v, 1, total, reduce);
     return t;
 }
 
-static double log2c(int n) { return n > 1 ? ceil(log2((double)n)) : 0; }
 
 /* Binomial tree: log2 p rounds, the round at distance 2^k crossing its level. */
-static double tree_rounds(const struct view *v, double x, double per_byte_extra)
+static double tree_rounds(const struct view *v, double x, int reduce)
 {
     double t = 0;
     for (long d = 1; d < v->p; d *= 2)
-        t += hop(v, d, x) + x * per_byte_extra;
+        t += hop_x(v, d, x, reduce);
     return t;
 }
 
@@ -186,11 +221,11 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_ALLREDUCE:
         switch (a) {
         case ALGO_RING:
-            return 2 * (p - 1) * slowest(v, m / p) + (p - 1) / p * m * v->gamma;
+            return (p - 1) * (slowest_r(v, m / p) + slowest(v, m / p));
         case ALGO_RHD:
-            return 2 * halving(v, m, 0, 1) + (p - 1) / p * m * v->gamma;
+            return halving(v, m, 1, 1) + halving(v, m, 0, 1);
         case ALGO_TREE:
-            return 2 * tree_rounds(v, m, 0) + log2c(v->p) * m * v->gamma;
+            return tree_rounds(v, m, 1) + tree_rounds(v, m, 0);
         default:
             return -1;
         }
@@ -204,7 +239,7 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
             double t = 0;
             for (long d = 1; d < v->p; d *= 2)
                 t += hop(v, d, m * (double)(d * 2 <= v->p ? d : v->p - d));
-            return t + p * m / COPY_BW;
+            return t + p * m * v->copy;
         }
         case ALGO_DIRECT:
             return all_at_once(v, m);
@@ -214,7 +249,7 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_REDUCE_SCATTER: /* m: one rank's block */
         switch (a) {
         case ALGO_RING:
-            return (p - 1) * (slowest(v, m) + m * v->gamma);
+            return (p - 1) * slowest_r(v, m);
         case ALGO_RHD:
             return halving(v, m * pof2_below(v->p), 1, 2);
         default:
@@ -231,7 +266,7 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
             double t = 0;
             for (long d = 1; d < v->p; d *= 2)
                 t += hop(v, d, m * p / 2);
-            return t + 2 * p * m / COPY_BW;
+            return t + 2 * p * m * v->copy;
         }
         case ALGO_DIRECT:
             return all_at_once(v, m);
@@ -243,9 +278,10 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
         case ALGO_TREE:
             return tree_rounds(v, m, 0);
         case ALGO_RING: {
-            double seg = m < CHAIN_SEGMENT ? m : CHAIN_SEGMENT;
+            /* segments of m/p, at most CHAIN_SEGMENT: nseg + p - 2 steps */
+            double seg = fmin(ceil(m / p), CHAIN_SEGMENT);
             double nseg = seg > 0 ? ceil(m / seg) : 1;
-            return (p - 1 + nseg - 1) * slowest(v, seg);
+            return (p - 2 + nseg) * slowest(v, seg);
         }
         default:
             return -1;
@@ -253,10 +289,9 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_REDUCE:
         switch (a) {
         case ALGO_TREE:
-            return tree_rounds(v, m, v->gamma);
+            return tree_rounds(v, m, 1);
         case ALGO_RING:
-            return p * slowest(v, 0) + 2 * (p - 1) / p * m * v->b[v->n - 1] +
-                   (p - 1) / p * m * v->gamma;
+            return (p - 1) * (slowest_r(v, m / p) + slowest(v, m / p)) + slowest(v, 0);
         default:
             return -1;
         }
@@ -349,17 +384,28 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
     }
     case COLL_ALLGATHER:
     case COLL_REDUCE_SCATTER: {
+        /* allgather outermost level first (the slow links carry one block
+         * per rank), blocks growing inward; reduce_scatter the mirror:
+         * innermost first on the whole input, blocks shrinking outward */
         double blk = m;
-        for (int k = 0; k <= top; k++) {
-            t += phase(v, k, kind, blk, d);
-            blk *= v->g[k];
+        if (kind == COLL_ALLGATHER) {
+            for (int k = top; k >= 0; k--) {
+                t += phase(v, k, kind, blk, d);
+                blk *= v->g[k];
+            }
+        } else {
+            blk = m * p;
+            for (int k = 0; k <= top; k++) {
+                blk /= v->g[k];
+                t += phase(v, k, kind, blk, d);
+            }
         }
-        return t + (top > 0 ? p * m / COPY_BW : 0); /* into rank order */
+        return t + (top > 0 ? p * m * v->copy : 0); /* into rank order */
     }
     case COLL_ALLTOALL:
         /* level k exchanges blocks for all positions behind each member */
         for (int k = 0; k <= top; k++)
-            t += phase(v, k, COLL_ALLTOALL, m * p / v->g[k], d) + p * m / COPY_BW;
+            t += phase(v, k, COLL_ALLTOALL, m * p / v->g[k], d) + p * m * v->copy;
         return t;
     case COLL_BROADCAST:
     case COLL_REDUCE:
@@ -426,6 +472,21 @@ algo_t tuner_level_best(const struct topo *t, int level, coll_kind_t kind, size_
     return a == ALGO_COUNT ? ALGO_RING : a;
 }
 
+void tuner_topo_constraints(const struct topo *t, struct algo_config *cfg)
+{
+    int identity = 1;
+    for (int r = 0; r < t->nranks; r++)
+        identity &= t->rank_pos[r] == r;
+    if (identity)
+        return;
+    const coll_kind_t blocks[] = {COLL_ALLGATHER, COLL_REDUCE_SCATTER, COLL_ALLTOALL};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        cfg->excluded[blocks[i]] |= 1u << ALGO_HIER;
+        if (cfg->forced[blocks[i]] == ALGO_HIER)
+            cfg->forced[blocks[i]] = ALGO_AUTO;
+    }
+}
+
 int tuner_hier_possible(const struct topo *t, const struct tuner_shm *shm, coll_kind_t kind)
 {
     struct view v;
@@ -457,6 +518,8 @@ double tuner_cost(const struct topo *t, const struct tuner_shm *shm, coll_kind_t
     return c;
 }
 
+#define HIER_MARGIN 1.02
+
 static void choose(struct tuner_choice *out, const struct topo *t, const struct tuner_shm *shm,
                    const struct algo_config *cfg, const struct tuner_rule *rules, int nrules,
                    coll_kind_t kind, size_t bytes)
@@ -467,18 +530,28 @@ static void choose(struct tuner_choice *out, const struct topo *t, const struct 
             want = rules[i].algo;
     if (want != ALGO_AUTO && tuner_cost(t, shm, kind, want, bytes, out) >= 0)
         return;
-    /* the model: cheapest allowed candidate */
-    struct tuner_choice c;
-    int have = 0;
+    /* the model: cheapest allowed candidate; a composition must beat the
+     * best flat algorithm by HIER_MARGIN, so that near-ties (where the model
+     * cannot tell them apart) keep the simpler one and the table does not
+     * flip between the two from one size to the next */
+    struct tuner_choice c, hier = {0};
+    int have = 0, have_hier = 0;
     for (int a = ALGO_RING; a < ALGO_COUNT; a++) {
         if (cfg && (cfg->excluded[kind] >> a & 1))
             continue;
         if (tuner_cost(t, shm, kind, (algo_t)a, bytes, &c) < 0)
             continue;
-        if (!have || c.predicted < out->predicted) {
+        if (a == ALGO_HIER) {
+            hier = c;
+            have_hier = 1;
+        } else if (!have || c.predicted < out->predicted) {
             *out = c;
             have = 1;
         }
+    }
+    if (have_hier && (!have || hier.predicted * HIER_MARGIN < out->predicted)) {
+        *out = hier;
+        have = 1;
     }
     if (!have) /* everything excluded that the topology allows: ignore exclusions */
         for (int a = ALGO_RING; a < ALGO_COUNT; a++)
@@ -550,4 +623,82 @@ void tuner_print(const struct topo *t, const struct tuner_shm *shm, const struct
         }
         fprintf(f, "\n");
     }
+}
+
+static void size_text(size_t b, char *buf, size_t len)
+{
+    const char *u = "KMGT";
+    int i = -1;
+    while (b >= 1024 && b % 1024 == 0 && i < 3) {
+        b /= 1024;
+        i++;
+    }
+    if (i < 0)
+        snprintf(buf, len, "%zu", b);
+    else
+        snprintf(buf, len, "%zu%c", b, u[i]);
+}
+
+static int same_choice(const struct tuner_choice *a, const struct tuner_choice *b)
+{
+    return a->algo == b->algo && !memcmp(a->level_algo, b->level_algo, sizeof a->level_algo);
+}
+
+void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s:", coll_name(kind));
+    int nb = kind == COLL_BARRIER ? 1 : TUNER_NBUCKETS;
+    for (int b = 0; b < nb && n < len; b++) {
+        const struct tuner_choice *c = &tu->table[kind][b];
+        int e = b;
+        while (e + 1 < nb && same_choice(&tu->table[kind][e + 1], c))
+            e++;
+        char lo[16], hi[16];
+        size_text((size_t)1 << b, lo, sizeof lo);
+        size_text((size_t)1 << e, hi, sizeof hi);
+        n += (size_t)snprintf(buf + n, len - n, "%s %s-%s %s", b ? "," : "", lo, hi,
+                              algo_name(c->algo));
+        char sep = ':';
+        for (int i = 0; c->algo == ALGO_HIER && i < TOPO_MAX_LEVELS && n < len; i++)
+            if (c->level_algo[i] != ALGO_AUTO) {
+                n += (size_t)snprintf(buf + n, len - n, "%c%s", sep,
+                                      algo_name(c->level_algo[i]));
+                sep = '/';
+            }
+        b = e;
+    }
+}
+
+chorus_result_t tuner_layout_topo(int nhosts, int ppn, int nranks, const struct tuner_link *net,
+                                  double reduce_bw, struct topo **out)
+{
+    *out = NULL;
+    struct topo *t = calloc(1, sizeof *t);
+    if (!t)
+        return CHORUS_SYSTEM_ERROR;
+    int two = ppn > 1 && nhosts > 1 && ppn * nhosts == nranks;
+    snprintf(t->name, sizeof t->name, "runtime");
+    snprintf(t->source, sizeof t->source, "communicator layout");
+    snprintf(t->description, sizeof t->description, "%d ranks on %d hosts%s", nranks, nhosts,
+             two ? "" : " (one level: hosts hold different numbers of ranks, or one each)");
+    struct topo_level *lv = t->levels;
+    if (two) {
+        t->nlevels = 2;
+        lv[0] = (struct topo_level){.name = "host", .group = ppn, .bw = net->bw,
+                                    .latency = net->alpha, .link = "net"};
+        lv[1] = (struct topo_level){.name = "network", .group = nhosts, .bw = net->bw,
+                                    .latency = net->alpha, .link = "net"};
+    } else {
+        t->nlevels = 1;
+        lv[0] = (struct topo_level){.name = "network", .group = nranks, .bw = net->bw,
+                                    .latency = net->alpha, .link = "net"};
+    }
+    t->reduce_bw = reduce_bw;
+    chorus_result_t rc = topo_finish(t, NULL, 0);
+    if (rc != CHORUS_SUCCESS) {
+        topo_free(t);
+        return rc;
+    }
+    *out = t;
+    return CHORUS_SUCCESS;
 }

@@ -60,6 +60,13 @@ struct tuner_figures {
 };
 extern const struct tuner_figures tuner_default_figures;
 
+/* The runtime's view of a layout: nhosts hosts of ppn ranks (ppn 0 or 1, or
+ * one host: a single level) on one network with figures net, positions in
+ * host order. Flat plans reach peers on the same host through the network
+ * transport too, so both levels carry net's figures. */
+chorus_result_t tuner_layout_topo(int nhosts, int ppn, int nranks, const struct tuner_link *net,
+                                  double reduce_bw, struct topo **out);
+
 struct tuner {
     struct tuner_choice table[ALGO_NKINDS][TUNER_NBUCKETS];
 };
@@ -84,8 +91,19 @@ double tuner_cost(const struct topo *t, const struct tuner_shm *shm, coll_kind_t
 algo_t tuner_level_best(const struct topo *t, int level, coll_kind_t kind, size_t bytes,
                         const struct algo_config *cfg);
 
+/* What composed plans cannot do on t, as exclusions in cfg: they lay blocks
+ * out in position order, so with a rank map other than the identity, hier is
+ * no candidate for allgather, reduce_scatter and alltoall (a forced hier
+ * there reverts to the model). The runtime, chorus_tune and the simulator
+ * all apply it, so they agree. */
+void tuner_topo_constraints(const struct topo *t, struct algo_config *cfg);
+
 /* 1 if ALGO_HIER is a candidate for kind on t (with or without shm). */
 int tuner_hier_possible(const struct topo *t, const struct tuner_shm *shm, coll_kind_t kind);
+
+/* "allreduce: 1B-2K rhd, 4K-1G ring, ..." : the table of kind in one line,
+ * as the runtime logs it and chorus_tune --summary prints it. */
+void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t len);
 
 /* Prints one line per size bucket in [lo, hi]: size, choice, predicted time
  * and every candidate's time (the "see it" view of chorus_tune). */

@@ -85,7 +85,8 @@ suite() {
 PKGS="build-essential autoconf automake libtool pkg-config mpich libmpich-dev libhwloc-dev hwloc
       libibverbs-dev librdmacm-dev clang valgrind gnuplot-nox iproute2 iputils-ping
       qemu-system-x86 busybox-static cpio kmod xz-utils ibverbs-providers libibverbs1 librdmacm1
-      ibverbs-utils rdmacm-utils perftest rdma-core"
+      ibverbs-utils rdmacm-utils perftest rdma-core libyaml-dev
+      python3 python3-numpy python3-torch"
 install_packages() {
     local missing=()
     for p in $PKGS; do

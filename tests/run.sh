@@ -150,7 +150,8 @@ have() { [ -x "$T/$1" ]; }
 missing() { record "$1" 1 "$T/$1 was not built"; }
 
 # ---- unit tests (one process) -----------------------------------------------------------------
-for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault test_tcp test_plan; do
+for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault test_tcp test_plan \
+         test_tuner; do
     if have "$t"; then
         run_test "$t" 180 "$T/$t"
     else
@@ -160,6 +161,58 @@ done
 if have test_tunables; then
     run_test "test_tunables --bad-env CHORUS_SHM_CHUNK=abc" 30 \
         env CHORUS_SHM_CHUNK=abc "$T/test_tunables" --bad-env CHORUS_SHM_CHUNK
+fi
+# multi-level plans (algos/hier_plan.c) of every rank on the model executor
+if have test_hier_plan; then
+    hq=()
+    [ "$QUICK" = 1 ] && hq=(-q)
+    run_test "test_hier_plan" 120 "$T/test_hier_plan" "${hq[@]}"
+else
+    missing test_hier_plan
+fi
+
+# ---- topologies (issue 5): files, units, rank maps, detection; the chorus_topo tool --------------
+# Both read the shipped files from the source tree (CHORUS_TOPO_DIR), not from an install.
+if have test_topo; then
+    run_test "test_topo" 120 env CHORUS_TOPO_DIR="$SRC/topo" "$T/test_topo"
+else
+    missing test_topo
+fi
+if [ -x "$BUILD/src/chorus_topo" ]; then
+    run_test "chorus_topo: this host and every shipped topology" 120 \
+        "$SRC/tests/test_chorus_topo.sh" "$BUILD"
+else
+    record "chorus_topo" 1 "$BUILD/src/chorus_topo was not built"
+fi
+
+# ---- the simulator (issue 5): closed forms, contention, rule breaks, 768 ranks; chorus_sim ------
+# chorus_sim runs every collective on the two supernode models (shipped files from the source
+# tree), each size a row naming its algorithm, exit status 0.
+if have test_sim; then
+    run_test "test_sim" 180 "$T/test_sim"
+else
+    missing test_sim
+fi
+if [ -x "$BUILD/perf/chorus_sim" ]; then
+    run_test "chorus_sim: every collective on cloudmatrix384 and metax-c550-128" 300 bash -c '
+        for topo in cloudmatrix384 metax-c550-128; do
+            for coll in allreduce allgather alltoall alltoallv reduce_scatter broadcast reduce \
+                        barrier; do
+                out=$(CHORUS_TOPO_DIR="$2" "$1" --topo $topo --coll $coll -b 8 -e 4M \
+                      -f 524288) || { echo "$topo $coll failed:"; echo "$out"; exit 1; }
+                # whole-buffer collectives skip 8 B (under one element per rank)
+                rows=$(echo "$out" | grep -vc "^#")
+                named=$(echo "$out" | grep -v "^#" | grep -cE " (ring|rhd|tree|bruck|pairwise|direct|dissemination|hier[(,a-z)]*)$")
+                [ "$rows" -ge 1 ] && [ "$rows" = "$named" ] ||
+                    { echo "$topo $coll: $rows rows, $named naming an algorithm"; echo "$out"; exit 1; }
+            done
+        done
+        echo "every collective simulated on both topologies"' _ "$BUILD/perf/chorus_sim" "$SRC/topo"
+    # the tuner's choice simulates within 10% of the best candidate at >= 90% of the points
+    [ "$QUICK" = 1 ] || run_test "tuner vs simulator: every shipped topology, 6 collectives" 600 \
+        bash "$SRC/tests/sim_tuner_agree.sh" "$BUILD"
+else
+    record "chorus_sim" 1 "$BUILD/perf/chorus_sim was not built"
 fi
 
 # ---- the network path (TCP transport, plans, node-aware algorithms) ---------------------------------
@@ -213,6 +266,18 @@ net_tests() {
     have test_badinput && run_test "test_badinput 2x2 hosts (hostid)" 240 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_badinput" : \
         -np 2 -env CHORUS_HOSTID b "$T/test_badinput"
+    # CHORUS_TOPO_FILE describing the communicator: "hier" is the plan composed over its
+    # levels (algos/hier_plan.c), run over TCP with positions mapped to ranks
+    run_test "test_coll np=6 [TRANSPORT=tcp TOPO_FILE=test-3x2 ALGO=hier] composed plans" 300 \
+        env CHORUS_TRANSPORT=tcp CHORUS_TOPO_FILE="$SRC/tests/topo/test-3x2.yaml" \
+        CHORUS_ALGO=hier "$MPIRUN" -np 6 "${tc[@]}" --seed 61
+    [ "$QUICK" = 1 ] || run_test "test_coll np=8 [TRANSPORT=tcp TOPO_FILE=test-2x2x2-shuffled ALGO=hier]" \
+        300 env CHORUS_TRANSPORT=tcp CHORUS_TOPO_FILE="$SRC/tests/topo/test-2x2x2-shuffled.yaml" \
+        CHORUS_ALGO=hier "$MPIRUN" -np 8 "${tc[@]}" --seed 83
+    # the runtime's decision table is the tuner's for the same layout
+    [ -x "$BUILD/perf/all_reduce_perf" ] && [ -x "$BUILD/src/chorus_tune" ] &&
+        run_test "tuner: runtime table = chorus_tune (2x2, 3x2, tuning file)" 300 \
+            bash "$SRC/tests/tuner_match.sh" "$BUILD" "$MPIRUN"
     # ranks disagreeing on CHORUS_ALGO are refused at init, not left to hang
     have test_badinput && run_test "env check: CHORUS_ALGO differs between ranks" 60 \
         "$MPIRUN" -np 1 -env CHORUS_ALGO ring "$T/test_badinput" --env-mismatch CHORUS_ALGO : \
@@ -384,6 +449,74 @@ else
             env CHORUS_TIMEOUT_MS=12x "$MPIRUN" -np 2 "$T/test_badinput" --env-check CHORUS_TIMEOUT_MS
         run_test "env check CHORUS_SHM_P2P_SLOT=-4K (np=1)" 60 \
             env CHORUS_SHM_P2P_SLOT=-4K "$MPIRUN" -np 1 "$T/test_badinput" --env-check CHORUS_SHM_P2P_SLOT
+    fi
+fi
+
+# ---- training jobs (issue 9): the C example, the Python binding, DDP ------------------------------
+# examples/train_mlp on 2 ranks through Chorus and through MPI_Iallreduce: same final weights, the
+# loss falls (tests/python_train_compare.py). The binding's test on 2 and 3 processes (every
+# collective, type, op and error), `make install` placing the package on Python's path, and
+# examples/ddp_train.py with the Chorus DDP hook and with gloo: same final parameters, the loss
+# falls. Python: $PYTHON, else Debian's /usr/bin/python3 (python3-numpy, python3-torch: a pyenv
+# python3 earlier in PATH usually lacks torch), else python3. Skipped, saying why, without numpy
+# or torch, and in sanitizer builds (ctypes cannot load an ASan library into an uninstrumented
+# interpreter).
+train_py=${PYTHON:-}
+if [ -z "$train_py" ]; then
+    if [ -x /usr/bin/python3 ]; then train_py=/usr/bin/python3; else train_py=$(command -v python3 || true); fi
+fi
+train_py_has() { [ -n "$train_py" ] && "$train_py" -c "import $1" >/dev/null 2>&1; }
+train_skip() { [ -n "$FILTER" ] && ! [[ $1 =~ $FILTER ]] || printf 'SKIP  %-58s (%s)\n' "$1" "$2"; }
+train_dir=$LOGDIR/training
+mkdir -p "$train_dir"
+train_lib=$BUILD/src/.libs/libchorus.so
+if [ -n "$MPIRUN" ]; then
+    if [ ! -x "$BUILD/examples/train_mlp" ]; then
+        missing_ex="$BUILD/examples/train_mlp was not built"
+        record "examples/train_mlp np=2" 1 "$missing_ex"
+    elif [ -z "$train_py" ]; then
+        record "examples/train_mlp np=2" 1 "no python3 to compare the runs with"
+    else
+        run_test "examples/train_mlp np=2: Chorus vs --mpi (same weights, loss falls)" 180 bash -c '
+            d=$1 mpirun=$2 exe=$3 py=$4 cmp=$5
+            "$mpirun" -np 2 "$exe" --epochs 10 --dump "$d/mlp-chorus.params" >"$d/mlp-chorus.log" 2>&1 ||
+                { cat "$d/mlp-chorus.log"; exit 1; }
+            "$mpirun" -np 2 "$exe" --mpi --epochs 10 --dump "$d/mlp-mpi.params" >"$d/mlp-mpi.log" 2>&1 ||
+                { cat "$d/mlp-mpi.log"; exit 1; }
+            grep -h "per step\|identical" "$d/mlp-chorus.log" "$d/mlp-mpi.log"
+            "$py" "$cmp" "$d" mlp-chorus mlp-mpi --rtol 1e-5 --atol 1e-7' _ \
+            "$train_dir" "$MPIRUN" "$BUILD/examples/train_mlp" "$train_py" \
+            "$SRC/tests/python_train_compare.py"
+        run_test "examples/train_mlp np=3 --no-overlap (weights identical on all ranks)" 120 \
+            "$MPIRUN" -np 3 "$BUILD/examples/train_mlp" --epochs 3 --no-overlap
+    fi
+fi
+if [ -n "$train_py" ] && ldd "$train_lib" 2>/dev/null | grep -q libasan; then
+    train_skip "python binding and DDP tests" "sanitizer build: ctypes cannot load it"
+elif ! train_py_has numpy; then
+    train_skip "python binding and DDP tests" "${train_py:-python3} lacks numpy: apt-get install python3-numpy python3-torch"
+else
+    for np in 2 3; do
+        [ "$QUICK" = 1 ] && [ "$np" = 3 ] && continue
+        run_test "python binding np=$np (tests/test_python_binding.py)" 240 \
+            env CHORUS_LIBRARY="$train_lib" PYTHONDONTWRITEBYTECODE=1 "$train_py" \
+            "$SRC/tests/test_python_binding.py" --np "$np" --timeout 220
+    done
+    run_test "python: make install puts chorus on the prefix's Python path" 120 \
+        "$SRC/tests/python_install_check.sh" "$BUILD" "$train_py"
+    if ! train_py_has torch; then
+        train_skip "examples/ddp_train.py: Chorus hook vs gloo" "$train_py lacks torch: apt-get install python3-torch"
+    else
+        run_test "examples/ddp_train.py 2 procs: Chorus hook vs gloo (same parameters, loss falls)" 300 \
+            env CHORUS_LIBRARY="$train_lib" PYTHONPATH="$SRC/python" PYTHONDONTWRITEBYTECODE=1 bash -c '
+            d=$1 py=$2 ex=$3 cmp=$4
+            for c in chorus gloo; do
+                "$py" "$ex" --comm $c --epochs 3 --steps 8 --out "$d/ddp-$c.params" \
+                    >"$d/ddp-$c.log" 2>&1 || { cat "$d/ddp-$c.log"; exit 1; }
+            done
+            grep -h "per step" "$d/ddp-chorus.log" "$d/ddp-gloo.log"
+            "$py" "$cmp" "$d" ddp-chorus ddp-gloo --rtol 1e-4 --atol 1e-6' _ \
+            "$train_dir" "$train_py" "$SRC/examples/ddp_train.py" "$SRC/tests/python_train_compare.py"
     fi
 fi
 

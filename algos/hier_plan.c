@@ -1,0 +1,530 @@
+/* algos/hier_plan.c - multi-level plans composed from the flat ones (see
+ * hier_plan.h and docs/algorithms.md, "Hierarchical plans").
+ *
+ * Every phase is a flat plan built for one group of one level (g members,
+ * our coordinate as rank) and appended with plan_append: peers renamed to
+ * the big group's ranks, buffers placed at offsets. Phases run one after
+ * the other; every member of a group builds the same sequence of phases for
+ * that group (the sizes they depend on are shared by the group), so the
+ * messages between two ranks match in order and the composition is as
+ * deadlock-free as its parts.
+ *
+ * The compositions (n active levels, t = 0 innermost):
+ *  - allreduce: reduce-scatter at t = 0 .. n-2 on the shard the level below
+ *    left us, allreduce of the last shard at t = n-1, allgathers back down.
+ *    A shard of len elements splits into g blocks of len / g; the len % g
+ *    left over are reduced to (and later broadcast from) the last member,
+ *    whose shard they extend (contiguous with its block).
+ *  - allgather: outermost level first, so the slow links carry single
+ *    blocks and the fast ones the big aggregates; the blocks gather in
+ *    scratch with the level-0 coordinate slowest, then one copy step puts
+ *    them in rank order.
+ *  - reduce_scatter: the mirror: one copy step packs the input by level-0
+ *    coordinate, then innermost level first, the last phase into recvbuf.
+ *  - alltoall: one exchange per level, outermost first, each carrying to a
+ *    member every block whose destination has that member's coordinate
+ *    (one message per peer group); copy steps regroup blocks in between.
+ *  - broadcast: outermost level first, among the ranks sharing the root's
+ *    inner coordinates; reduce: the mirror, innermost first.
+ *  - barrier: one dissemination per level, innermost first (every rank
+ *    takes part at every level, so no release phase is needed).
+ *  - alltoallv: flat: a rank forwarding other ranks' blocks would need
+ *    their counts, which no rank knows. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "hier_plan.h"
+
+#include <stdlib.h>
+
+#include "error.h"
+
+/* A phase moving at least this much (the vector it works on) picks the
+ * bandwidth-optimal ring under ALGO_AUTO; below, a log-step algorithm. */
+#define HIER_RING_BYTES (64u << 10)
+
+struct hier {
+    struct plan *p;
+    const struct hier_args *ha;
+    const struct plan_args *a;
+    uint64_t es;
+    int n;                         /* active levels (group > 1) */
+    int level[HIER_MAX_LEVELS];    /* active level t -> index into ha->group / ha->algo */
+    int g[HIER_MAX_LEVELS];        /* members */
+    int c[HIER_MAX_LEVELS];        /* our coordinate */
+    int stride[HIER_MAX_LEVELS];   /* rank distance between neighbouring members */
+    struct plan sub;               /* the phase being appended */
+    int *peers;                    /* [largest g]: member -> rank */
+};
+
+/* ---- algorithms per level --------------------------------------------------------- */
+
+static algo_t auto_algo(coll_kind_t kind, uint64_t bytes)
+{
+    switch (kind) {
+    case COLL_ALLREDUCE:
+    case COLL_REDUCE_SCATTER:
+    case COLL_ALLGATHER: return bytes >= HIER_RING_BYTES ? ALGO_RING : ALGO_RHD;
+    case COLL_BROADCAST:
+    case COLL_REDUCE: return bytes >= HIER_RING_BYTES ? ALGO_RING : ALGO_TREE;
+    case COLL_ALLTOALL:
+    case COLL_ALLTOALLV: return ALGO_PAIRWISE;
+    case COLL_BARRIER: return ALGO_DISSEMINATION;
+    default: break;
+    }
+    return ALGO_RING;
+}
+
+/* The algorithm active level t runs `kind` with (checked up front). */
+static algo_t level_algo(const struct hier *h, int t, coll_kind_t kind, uint64_t bytes)
+{
+    algo_t want = h->ha->algo[h->level[t]];
+    return want == ALGO_AUTO ? auto_algo(kind, bytes) : want;
+}
+
+static chorus_result_t check_algo(const struct hier *h, int t, coll_kind_t kind)
+{
+    const int lv = h->level[t];
+    const algo_t want = h->ha->algo[lv];
+    if ((unsigned)want >= ALGO_COUNT)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: level %d: unknown algorithm %d", lv,
+                          (int)want);
+    if (want != ALGO_AUTO && !plan_supports(want, kind))
+        return CHORUS_ERR(CHORUS_INVALID_USAGE, "hier: level %d (%d members): algorithm '%s' "
+                          "does not implement %s, which %s runs there", lv, h->g[t],
+                          algo_name(want), coll_name(kind), coll_name(h->a->kind));
+    return CHORUS_SUCCESS;
+}
+
+/* Every active level's algorithm implements the phases it will run, for
+ * any count: a refusal must not depend on the data size. */
+static chorus_result_t check_algos(const struct hier *h)
+{
+    for (int t = 0; t < h->n; t++) {
+        coll_kind_t k = h->a->kind;
+        if (k == COLL_ALLREDUCE && t < h->n - 1) {
+            CHORUS_CHECK(check_algo(h, t, COLL_REDUCE_SCATTER));
+            k = COLL_ALLGATHER;
+        }
+        CHORUS_CHECK(check_algo(h, t, k));
+    }
+    return CHORUS_SUCCESS;
+}
+
+/* ---- one phase ------------------------------------------------------------------------ */
+
+/* Appends the flat plan of algo for sa (kind, count, root, in_place) among
+ * the members of our group at active level t; its send buffer, receive
+ * buffer and scratch land at the given places. */
+static chorus_result_t phase(struct hier *h, int t, struct plan_args sa, algo_t algo,
+                             plan_buf_t sbuf, uint64_t soff, plan_buf_t rbuf, uint64_t roff,
+                             uint64_t scratch_base)
+{
+    sa.nranks = h->g[t];
+    sa.rank = h->c[t];
+    sa.esize = (size_t)h->es;
+    for (int j = 0; j < h->g[t]; j++)
+        h->peers[j] = h->a->rank + (j - h->c[t]) * h->stride[t];
+    CHORUS_CHECK(plan_build(&h->sub, &sa, algo));
+    const plan_buf_t map[PLAN_NBUFS] = {sbuf, rbuf, PLAN_SCRATCH};
+    const uint64_t base[PLAN_NBUFS] = {soff, roff, scratch_base};
+    return plan_append(h->p, &h->sub, h->peers, map, base);
+}
+
+/* One copy step moving every block (one per rank of the group, blk bytes):
+ * block with active coordinates d[] is at sbase + sum d[t] * ws[t] and goes
+ * to dbase + sum d[t] * wd[t]. Runs contiguous on both sides become one op. */
+static chorus_result_t permute(struct hier *h, plan_buf_t sb, uint64_t sbase, const uint64_t *ws,
+                               plan_buf_t db, uint64_t dbase, const uint64_t *wd, uint64_t blk)
+{
+    int d[HIER_MAX_LEVELS] = {0};
+    uint64_t run_s = 0, run_d = 0, run = 0;
+    CHORUS_CHECK(plan_step(h->p));
+    for (int i = 0; i < h->a->nranks; i++) {
+        uint64_t so = sbase, dof = dbase;
+        for (int t = 0; t < h->n; t++) {
+            so += (uint64_t)d[t] * ws[t];
+            dof += (uint64_t)d[t] * wd[t];
+        }
+        if (run && run_s + run == so && run_d + run == dof) {
+            run += blk;
+        } else {
+            if (run)
+                CHORUS_CHECK(plan_copy(h->p, sb, run_s, db, run_d, run));
+            run_s = so;
+            run_d = dof;
+            run = blk;
+        }
+        for (int t = 0; t < h->n && ++d[t] == h->g[t]; t++) /* level 0 fastest: rank order */
+            d[t] = 0;
+    }
+    return run ? plan_copy(h->p, sb, run_s, db, run_d, run) : CHORUS_SUCCESS;
+}
+
+/* Byte weights of rank order: coordinate t of a block counts stride[t] blocks. */
+static void rank_weights(const struct hier *h, uint64_t blk, uint64_t *w)
+{
+    for (int t = 0; t < h->n; t++)
+        w[t] = (uint64_t)h->stride[t] * blk;
+}
+
+/* Weights of the gather layout (level-0 coordinate slowest, the outermost
+ * fastest): w[n-1] = blk, w[t] = w[t+1] * g[t+1]; base[t] is where the
+ * region of our coordinates below t starts. */
+static void gather_layout(const struct hier *h, uint64_t blk, uint64_t *w, uint64_t *base)
+{
+    w[h->n - 1] = blk;
+    for (int t = h->n - 2; t >= 0; t--)
+        w[t] = w[t + 1] * (uint64_t)h->g[t + 1];
+    base[0] = 0;
+    for (int t = 1; t < h->n; t++)
+        base[t] = base[t - 1] + (uint64_t)h->c[t - 1] * w[t - 1];
+}
+
+/* ---- the compositions --------------------------------------------------------------------- */
+
+static chorus_result_t allreduce(struct hier *h)
+{
+    const struct plan_args *a = h->a;
+    const uint64_t es = h->es;
+    const int top = h->n - 1;
+    uint64_t off[HIER_MAX_LEVELS], q[HIER_MAX_LEVELS], rem[HIER_MAX_LEVELS];
+    uint64_t o = 0, len = a->count;
+    plan_buf_t src = PLAN_SENDBUF;
+    for (int t = 0; t < top; t++) {
+        const uint64_t g = (uint64_t)h->g[t], c = (uint64_t)h->c[t];
+        const int ip = t == 0 ? a->in_place : 1;
+        off[t] = o;
+        q[t] = len / g;
+        rem[t] = len % g;
+        if (q[t]) {
+            struct plan_args sa = {.kind = COLL_REDUCE_SCATTER, .count = (size_t)q[t],
+                                   .in_place = ip};
+            CHORUS_CHECK(phase(h, t, sa, level_algo(h, t, COLL_REDUCE_SCATTER, len * es), src,
+                               o * es, PLAN_RECVBUF, (o + c * q[t]) * es, 0));
+        }
+        if (rem[t]) { /* fewer than g elements: a tree, whatever the level runs */
+            const uint64_t ro = (o + g * q[t]) * es;
+            struct plan_args sa = {.kind = COLL_REDUCE, .count = (size_t)rem[t],
+                                   .root = (int)g - 1, .in_place = c == g - 1 ? ip : 0};
+            CHORUS_CHECK(phase(h, t, sa, ALGO_TREE, src, ro, PLAN_RECVBUF, ro, 0));
+        }
+        o += c * q[t];
+        len = q[t] + (c == g - 1 ? rem[t] : 0);
+        src = PLAN_RECVBUF;
+    }
+    if (len) {
+        struct plan_args sa = {.kind = COLL_ALLREDUCE, .count = (size_t)len, .in_place = 1};
+        CHORUS_CHECK(phase(h, top, sa, level_algo(h, top, COLL_ALLREDUCE, len * es),
+                           PLAN_RECVBUF, o * es, PLAN_RECVBUF, o * es, 0));
+    }
+    for (int t = top - 1; t >= 0; t--) {
+        const uint64_t g = (uint64_t)h->g[t], c = (uint64_t)h->c[t];
+        if (q[t]) {
+            struct plan_args sa = {.kind = COLL_ALLGATHER, .count = (size_t)q[t], .in_place = 1};
+            CHORUS_CHECK(phase(h, t, sa, level_algo(h, t, COLL_ALLGATHER, (g * q[t] + rem[t]) * es),
+                               PLAN_RECVBUF, (off[t] + c * q[t]) * es, PLAN_RECVBUF, off[t] * es,
+                               0));
+        }
+        if (rem[t]) {
+            const uint64_t ro = (off[t] + g * q[t]) * es;
+            struct plan_args sa = {.kind = COLL_BROADCAST, .count = (size_t)rem[t],
+                                   .root = (int)g - 1, .in_place = 1};
+            CHORUS_CHECK(phase(h, t, sa, ALGO_TREE, PLAN_RECVBUF, ro, PLAN_RECVBUF, ro, 0));
+        }
+    }
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t allgather(struct hier *h)
+{
+    const uint64_t blk = (uint64_t)h->a->count * h->es, area = (uint64_t)h->a->nranks * blk;
+    uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS], wr[HIER_MAX_LEVELS];
+    if (!blk)
+        return CHORUS_SUCCESS;
+    gather_layout(h, blk, w, base);
+    for (int t = h->n - 1; t >= 0; t--) {
+        const int first = t == h->n - 1; /* our own block, from sendbuf */
+        struct plan_args sa = {.kind = COLL_ALLGATHER, .count = (size_t)(w[t] / h->es),
+                               .in_place = !first};
+        algo_t algo = level_algo(h, t, COLL_ALLGATHER, (uint64_t)h->g[t] * w[t]);
+        CHORUS_CHECK(phase(h, t, sa, algo, first ? PLAN_SENDBUF : PLAN_SCRATCH,
+                           first ? 0 : base[t] + (uint64_t)h->c[t] * w[t], PLAN_SCRATCH, base[t],
+                           area));
+    }
+    rank_weights(h, blk, wr);
+    return permute(h, PLAN_SCRATCH, 0, w, PLAN_RECVBUF, 0, wr, blk);
+}
+
+static chorus_result_t reduce_scatter(struct hier *h)
+{
+    const uint64_t blk = (uint64_t)h->a->count * h->es, area = (uint64_t)h->a->nranks * blk;
+    uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS], wr[HIER_MAX_LEVELS];
+    if (!blk)
+        return CHORUS_SUCCESS;
+    gather_layout(h, blk, w, base);
+    rank_weights(h, blk, wr);
+    CHORUS_CHECK(permute(h, PLAN_SENDBUF, 0, wr, PLAN_SCRATCH, 0, w, blk));
+    for (int t = 0; t < h->n; t++) {
+        const int last = t == h->n - 1; /* our block, into recvbuf */
+        struct plan_args sa = {.kind = COLL_REDUCE_SCATTER, .count = (size_t)(w[t] / h->es),
+                               .in_place = !last};
+        algo_t algo = level_algo(h, t, COLL_REDUCE_SCATTER, (uint64_t)h->g[t] * w[t]);
+        CHORUS_CHECK(phase(h, t, sa, algo, PLAN_SCRATCH, base[t],
+                           last ? PLAN_RECVBUF : PLAN_SCRATCH,
+                           last ? 0 : base[t] + (uint64_t)h->c[t] * w[t], area));
+    }
+    return CHORUS_SUCCESS;
+}
+
+/* Byte weights of a layout given as levels from slowest to fastest. */
+static void order_weights(const struct hier *h, const int *order, uint64_t blk, uint64_t *w)
+{
+    uint64_t x = blk;
+    for (int i = h->n - 1; i >= 0; i--) {
+        w[order[i]] = x;
+        x *= (uint64_t)h->g[order[i]];
+    }
+}
+
+/* Blocks live in one of two scratch areas (P at 0, Q at area) or, before
+ * the first exchange, in sendbuf; each exchange reads one place and writes
+ * the other area. */
+static chorus_result_t alltoall(struct hier *h)
+{
+    const uint64_t blk = (uint64_t)h->a->count * h->es, area = (uint64_t)h->a->nranks * blk;
+    int order[HIER_MAX_LEVELS];
+    uint64_t w[HIER_MAX_LEVELS], w2[HIER_MAX_LEVELS];
+    plan_buf_t cur = PLAN_SENDBUF;
+    uint64_t cur_off = 0;
+    if (!blk)
+        return CHORUS_SUCCESS;
+    for (int i = 0; i < h->n; i++) /* sendbuf: destination rank order, outermost slowest */
+        order[i] = h->n - 1 - i;
+    for (int t = h->n - 1; t >= 0; t--) {
+        if (order[0] != t) { /* regroup: level t's coordinate slowest */
+            int k = 0;
+            while (order[k] != t)
+                k++;
+            order_weights(h, order, blk, w);
+            for (; k > 0; k--)
+                order[k] = order[k - 1];
+            order[0] = t;
+            order_weights(h, order, blk, w2);
+            uint64_t to = cur == PLAN_SCRATCH && cur_off == 0 ? area : 0;
+            CHORUS_CHECK(permute(h, cur, cur_off, w, PLAN_SCRATCH, to, w2, blk));
+            cur = PLAN_SCRATCH;
+            cur_off = to;
+        }
+        const uint64_t out = cur == PLAN_SCRATCH && cur_off == 0 ? area : 0;
+        struct plan_args sa = {.kind = COLL_ALLTOALL,
+                               .count = h->a->count * (size_t)(h->a->nranks / h->g[t])};
+        CHORUS_CHECK(phase(h, t, sa, level_algo(h, t, COLL_ALLTOALL, area), cur, cur_off,
+                           PLAN_SCRATCH, out, 2 * area));
+        cur = PLAN_SCRATCH;
+        cur_off = out;
+    }
+    order_weights(h, order, blk, w);
+    rank_weights(h, blk, w2);
+    return permute(h, PLAN_SCRATCH, cur_off, w, PLAN_RECVBUF, 0, w2, blk);
+}
+
+/* The root's coordinate at active level t. */
+static int root_coord(const struct hier *h, int t)
+{
+    return (h->a->root / h->stride[t]) % h->g[t];
+}
+
+/* We take part at level t when our coordinates below t are the root's. */
+static int with_root_below(const struct hier *h, int t)
+{
+    for (int u = 0; u < t; u++)
+        if (h->c[u] != root_coord(h, u))
+            return 0;
+    return 1;
+}
+
+static chorus_result_t broadcast(struct hier *h)
+{
+    const struct plan_args *a = h->a;
+    const uint64_t bytes = (uint64_t)a->count * h->es;
+    if (!bytes)
+        return CHORUS_SUCCESS;
+    for (int t = h->n - 1; t >= 0; t--) {
+        if (!with_root_below(h, t))
+            continue;
+        const int from_user = a->rank == a->root && t == h->n - 1; /* the root's first phase */
+        struct plan_args sa = {.kind = COLL_BROADCAST, .count = a->count,
+                               .root = root_coord(h, t), .in_place = from_user ? a->in_place : 1};
+        CHORUS_CHECK(phase(h, t, sa, level_algo(h, t, COLL_BROADCAST, bytes),
+                           from_user ? PLAN_SENDBUF : PLAN_RECVBUF, 0, PLAN_RECVBUF, 0, 0));
+    }
+    return CHORUS_SUCCESS;
+}
+
+/* Partial results of a group root that is not the final root accumulate
+ * in scratch [0, bytes); the phases' own scratch goes after it. */
+static chorus_result_t reduce(struct hier *h)
+{
+    const struct plan_args *a = h->a;
+    const uint64_t bytes = (uint64_t)a->count * h->es;
+    const plan_buf_t acc = a->rank == a->root ? PLAN_RECVBUF : PLAN_SCRATCH;
+    const uint64_t sbase = acc == PLAN_SCRATCH ? bytes : 0;
+    plan_buf_t cur = PLAN_SENDBUF;
+    if (!bytes)
+        return CHORUS_SUCCESS;
+    for (int t = 0; t < h->n && with_root_below(h, t); t++) {
+        const int rc = root_coord(h, t);
+        const algo_t algo = level_algo(h, t, COLL_REDUCE, bytes);
+        struct plan_args sa = {.kind = COLL_REDUCE, .count = a->count, .root = rc};
+        if (h->c[t] != rc) /* we hand our partial result up and are done */
+            return phase(h, t, sa, algo, cur, 0, cur, 0, sbase);
+        sa.in_place = cur == PLAN_SENDBUF ? (acc == PLAN_RECVBUF && a->in_place) : 1;
+        CHORUS_CHECK(phase(h, t, sa, algo, cur, 0, acc, 0, sbase));
+        cur = acc;
+    }
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t barrier(struct hier *h)
+{
+    struct plan_args sa = {.kind = COLL_BARRIER};
+    for (int t = 0; t < h->n; t++)
+        CHORUS_CHECK(phase(h, t, sa, level_algo(h, t, COLL_BARRIER, 0), PLAN_SENDBUF, 0,
+                           PLAN_RECVBUF, 0, 0));
+    return CHORUS_SUCCESS;
+}
+
+/* ---- arguments, levels, the flat case ------------------------------------------------------ */
+
+static chorus_result_t check_args(const struct hier_args *ha)
+{
+    const struct plan_args *a = &ha->base;
+    if (ha->nlevels < 1 || ha->nlevels > HIER_MAX_LEVELS)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: %d levels (1..%d)", ha->nlevels,
+                          HIER_MAX_LEVELS);
+    int64_t prod = 1;
+    for (int i = 0; i < ha->nlevels; i++) {
+        if (ha->group[i] < 1)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: level %d has %d members", i,
+                              ha->group[i]);
+        prod *= ha->group[i];
+        if (prod > INT32_MAX)
+            break;
+    }
+    if (prod != a->nranks)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: the groups' product is %lld, not the "
+                          "%d ranks", (long long)prod, a->nranks);
+    if (a->rank < 0 || a->rank >= a->nranks)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: rank %d out of range [0, %d)",
+                          a->rank, a->nranks);
+    if ((unsigned)a->kind > COLL_BARRIER)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: %s is not a collective plans build",
+                          coll_name(a->kind));
+    if (a->kind == COLL_BARRIER || a->kind == COLL_ALLTOALLV)
+        return CHORUS_SUCCESS; /* plan_build checks alltoallv's counts */
+    if (a->esize == 0)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: element size 0");
+    if ((a->kind == COLL_BROADCAST || a->kind == COLL_REDUCE) &&
+        (a->root < 0 || a->root >= a->nranks))
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: root %d out of range [0, %d)",
+                          a->root, a->nranks);
+    /* scratch holds up to two copies of nranks * count elements, plus a phase's own */
+    uint64_t lim = (SIZE_MAX < UINT64_MAX ? (uint64_t)SIZE_MAX : UINT64_MAX) / 4;
+    if (a->esize > lim || (a->count && (uint64_t)a->count > lim / a->esize) ||
+        (a->count && (uint64_t)a->count * a->esize > lim / (uint64_t)a->nranks))
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: count %zu x %zu bytes x %d ranks "
+                          "overflows", a->count, a->esize, a->nranks);
+    return CHORUS_SUCCESS;
+}
+
+/* Builds the flat plan: one active level (or none), or alltoallv. */
+static chorus_result_t flat(struct hier *h)
+{
+    const struct plan_args *a = h->a;
+    const int whole = a->kind == COLL_ALLGATHER || a->kind == COLL_REDUCE_SCATTER ||
+                      a->kind == COLL_ALLTOALL; /* the vector is nranks blocks */
+    const uint64_t bytes = (uint64_t)a->count * h->es * (whole ? (uint64_t)a->nranks : 1);
+    algo_t algo = h->n ? level_algo(h, h->n - 1, a->kind, bytes) : auto_algo(a->kind, bytes);
+    return plan_build(h->p, a, algo);
+}
+
+static chorus_result_t compose(struct hier *h)
+{
+    switch (h->a->kind) {
+    case COLL_ALLREDUCE: return allreduce(h);
+    case COLL_ALLGATHER: return allgather(h);
+    case COLL_REDUCE_SCATTER: return reduce_scatter(h);
+    case COLL_ALLTOALL: return alltoall(h);
+    case COLL_BROADCAST: return broadcast(h);
+    case COLL_REDUCE: return reduce(h);
+    case COLL_BARRIER: return barrier(h);
+    default: break;
+    }
+    return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier: %s not composed", coll_name(h->a->kind));
+}
+
+static void set_result(struct plan *p, const struct plan_args *a)
+{
+    const uint64_t bytes = (uint64_t)a->count * a->esize;
+    p->result_buf = PLAN_RECVBUF;
+    p->result_off = 0;
+    p->result_bytes = 0;
+    if (a->kind == COLL_ALLREDUCE || a->kind == COLL_REDUCE_SCATTER ||
+        (a->kind == COLL_REDUCE && a->rank == a->root))
+        p->result_bytes = bytes;
+}
+
+static chorus_result_t build(struct hier *h)
+{
+    const struct hier_args *ha = h->ha;
+    int stride = 1, largest = 1;
+    for (int i = 0; i < ha->nlevels; i++) {
+        if (ha->group[i] > 1) {
+            const int t = h->n++;
+            h->level[t] = i;
+            h->g[t] = ha->group[i];
+            h->stride[t] = stride;
+            h->c[t] = (h->a->rank / stride) % ha->group[i];
+            largest = ha->group[i] > largest ? ha->group[i] : largest;
+        }
+        stride *= ha->group[i];
+    }
+    if (h->a->kind == COLL_ALLTOALLV) { /* flat; every level must be able to run it */
+        for (int t = 0; t < h->n; t++)
+            CHORUS_CHECK(check_algo(h, t, COLL_ALLTOALLV));
+        return flat(h);
+    }
+    CHORUS_CHECK(check_algos(h));
+    if (h->n <= 1)
+        return flat(h);
+    h->peers = malloc((size_t)largest * sizeof *h->peers);
+    if (!h->peers)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory for %d peers", largest);
+    CHORUS_CHECK(compose(h));
+    /* step_first exists even for an empty plan; no trailing empty step */
+    CHORUS_CHECK(plan_step(h->p));
+    if (h->p->step_first[h->p->nsteps - 1] == h->p->nops)
+        h->p->nsteps--;
+    set_result(h->p, h->a);
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t hier_plan(struct plan *p, const struct hier_args *a)
+{
+    if (!p || !a)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier_plan: NULL %s", p ? "args" : "plan");
+    plan_reset(p, ALGO_HIER);
+    struct hier h = {.p = p, .ha = a, .a = &a->base, .es = a->base.esize};
+    chorus_result_t res = check_args(a);
+    if (res == CHORUS_SUCCESS)
+        res = build(&h);
+    plan_free(&h.sub);
+    free(h.peers);
+    if (res != CHORUS_SUCCESS) {
+        plan_reset(p, ALGO_HIER);
+        return res;
+    }
+    p->algo = ALGO_HIER;
+    return CHORUS_SUCCESS;
+}
