@@ -153,7 +153,7 @@ missing() { record "$1" 1 "$T/$1 was not built"; }
 for t in test_reduce test_tunables test_bootstrap_msg test_bootstrap test_fault test_tcp test_plan \
          test_tuner; do
     if have "$t"; then
-        run_test "$t" 180 "$T/$t"
+        run_test "$t" 180 env CHORUS_TOPO_DIR="$SRC/topo" "$T/$t"
     else
         missing "$t"
     fi
@@ -162,6 +162,18 @@ if have test_tunables; then
     run_test "test_tunables --bad-env CHORUS_SHM_CHUNK=abc" 30 \
         env CHORUS_SHM_CHUNK=abc "$T/test_tunables" --bad-env CHORUS_SHM_CHUNK
 fi
+
+# ---- fuzz corpus replay (issue 7; docs/fuzzing.md) ---------------------------------------------
+# Every kept fuzz input (seeds and finds) through the same LLVMFuzzerTestOneInput the fuzzers
+# use, in every build (gcc, clang, ASan+UBSan): seconds.
+for t in bootstrap_msg bootstrap_root topo; do
+    if have "fuzz/fuzz_replay_$t"; then
+        run_test "fuzz replay $t (tests/fuzz/corpus/$t)" 120 \
+            "$T/fuzz/fuzz_replay_$t" "$SRC/tests/fuzz/corpus/$t"
+    else
+        missing "fuzz/fuzz_replay_$t"
+    fi
+done
 # multi-level plans (algos/hier_plan.c) of every rank on the model executor
 if have test_hier_plan; then
     hq=()

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "algo_select.h"
+#include "hier_plan.h"
 #include "tuner.h"
 #include "tuner_file.h"
 
@@ -247,6 +248,69 @@ static void tuning_files(void)
           "missing file: '%s'", err);
 }
 
+/* On every shipped topology, the 8-byte choice of each collective needs no
+ * more steps than a log-depth algorithm: building its plans (flat or
+ * composed over the levels) and counting steps on the first and last rank. */
+static void latency_depth(void)
+{
+    const char *names[] = {"cloudmatrix384", "metax-c550-128", "gb200-nvl72", "8gpu-roce400"};
+    if (!getenv("CHORUS_TOPO_DIR")) {
+        printf("test_tuner: CHORUS_TOPO_DIR unset: shipped topologies not checked\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct topo *t;
+        char err[256];
+        if (topo_load(names[i], &t, err, sizeof err) != CHORUS_SUCCESS) {
+            CHECK(0, "%s: %s", names[i], err);
+            continue;
+        }
+        struct algo_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        tuner_topo_constraints(t, &cfg);
+        struct tuner *tu = malloc(sizeof *tu);
+        tuner_build(tu, t, NULL, &cfg, NULL, 0);
+        int p = t->nranks, lg = 0;
+        while ((1 << lg) < p)
+            lg++;
+        /* log-depth: both halves of Rabenseifner (2 log p), plus the fold of
+         * a non-power of two (2) and, composed, a remainder fix-up per level */
+        int bound = 2 * lg + 2 + 2 * t->nlevels;
+        const coll_kind_t kinds[] = {COLL_ALLREDUCE, COLL_ALLGATHER, COLL_ALLTOALL,
+                                     COLL_REDUCE_SCATTER, COLL_BROADCAST, COLL_REDUCE,
+                                     COLL_BARRIER};
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            const struct tuner_choice *c = tuner_lookup(tu, kinds[k], 8);
+            int ranks[2] = {0, p - 1};
+            for (int j = 0; j < 2; j++) {
+                struct plan pl;
+                memset(&pl, 0, sizeof pl);
+                struct plan_args pa = {.kind = kinds[k], .nranks = p, .rank = ranks[j],
+                                       .count = kinds[k] == COLL_BARRIER ? 0 : 2, .esize = 4};
+                chorus_result_t rc;
+                if (c->algo == ALGO_HIER) {
+                    struct hier_args h = {.base = pa, .nlevels = t->nlevels};
+                    for (int l = 0; l < t->nlevels; l++) {
+                        h.group[l] = t->levels[l].group;
+                        h.algo[l] = c->level_algo[l];
+                    }
+                    rc = hier_plan(&pl, &h);
+                } else {
+                    rc = plan_build(&pl, &pa, c->algo);
+                }
+                CHECK(rc == CHORUS_SUCCESS, "%s %s: %s plan: %s", names[i],
+                      coll_name(kinds[k]), algo_name(c->algo), chorus_get_last_error());
+                CHECK(pl.nsteps <= bound, "%s %s 8 B: %s takes %d steps on rank %d (log-depth "
+                      "bound %d)", names[i], coll_name(kinds[k]), algo_name(c->algo), pl.nsteps,
+                      ranks[j], bound);
+                plan_free(&pl);
+            }
+        }
+        free(tu);
+        topo_free(t);
+    }
+}
+
 int main(void)
 {
     closed_forms();
@@ -255,6 +319,7 @@ int main(void)
     overrides();
     layouts();
     tuning_files();
+    latency_depth();
     printf("test_tuner: %d checks, %d failed\n", checks, fails);
     return fails ? 1 : 0;
 }
