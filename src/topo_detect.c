@@ -334,3 +334,29 @@ chorus_result_t topo_detect_nics(struct topo_nic **out, int *n)
 #endif
     return CHORUS_SUCCESS;
 }
+
+void topo_device_distances(const char *const *names, int n, int *dist)
+{
+    for (int i = 0; i < n; i++)
+        dist[i] = 3;
+#ifdef HAVE_HWLOC
+    hwloc_topology_t topo = n > 0 ? load_hwloc(1) : NULL;
+    if (!topo)
+        return;
+    hwloc_bitmap_t mine = binding(topo);
+    hwloc_obj_t root = hwloc_get_root_obj(topo);
+    for (hwloc_obj_t o = NULL; mine && (o = hwloc_get_next_osdev(topo, o));) {
+        for (int i = 0; i < n; i++) {
+            if (!o->name || strcmp(o->name, names[i]))
+                continue;
+            hwloc_obj_t a = hwloc_get_non_io_ancestor_obj(topo, o);
+            if (!a || a == root || hwloc_bitmap_isequal(a->cpuset, root->cpuset))
+                dist[i] = 1; /* the whole machine: as near to every CPU */
+            else
+                dist[i] = hwloc_bitmap_intersects(a->cpuset, mine) ? 0 : 2;
+        }
+    }
+    hwloc_bitmap_free(mine);
+    hwloc_topology_destroy(topo);
+#endif
+}

@@ -1,7 +1,7 @@
 /* topo_detect.h - what hwloc tells about this host beyond the levels of
  * struct topo: the network devices and where they attach, the caches, the
  * binding. topo_detect (topo.h) builds the levels; this is for printing
- * (chorus_topo) and, later, for choosing a NIC near each rank. */
+ * (chorus_topo) and for choosing the NIC nearest each rank (RDMA). */
 #ifndef CHORUS_TOPO_DETECT_H
 #define CHORUS_TOPO_DETECT_H
 
@@ -26,6 +26,13 @@ struct topo_nic {
  * network/OpenFabrics OS devices) with their locality. *out is malloc'ed
  * (free it); *n may be 0. Without hwloc: none. */
 chorus_result_t topo_detect_nics(struct topo_nic **out, int *n);
+
+/* How far each named device (an OS device name: "mlx5_0", "eth0") is from
+ * the CPUs this process may run on: 0 attached under a NUMA node or package
+ * holding some of them, 1 attached to the machine as a whole (no locality
+ * known), 2 attached to another NUMA node or package, 3 not found (or no
+ * hwloc). dist[i] for names[i]. One hwloc load for all. */
+void topo_device_distances(const char *const *names, int n, int *dist);
 
 /* Prints this host like lstopo: packages, NUMA nodes with their cores (and
  * the shared caches), this process's binding, and the NICs where they

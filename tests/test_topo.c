@@ -479,6 +479,20 @@ static void detection(void)
     for (int i = 0; i < n; i++)
         CHECK(nics[i].nnames >= 0 && nics[i].nnames <= TOPO_NIC_NAMES && nics[i].numa >= -1,
               "nic %d", i);
+    /* the RDMA transport orders devices by these distances: every device
+     * hwloc lists is found (0..2), an unknown name is not (3) */
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < nics[i].nnames; j++) {
+            const char *name = nics[i].names[j];
+            int d = -1;
+            topo_device_distances(&name, 1, &d);
+            CHECK(d >= 0 && d <= 2, "distance of %s: %d", name, d);
+        }
+    }
+    const char *none = "no-such-device0";
+    int dnone = -1;
+    topo_device_distances(&none, 1, &dnone);
+    CHECK(dnone == 3, "distance of an unknown device: %d", dnone);
     free(nics);
     /* printing does not crash and names the levels */
     char *buf = NULL;

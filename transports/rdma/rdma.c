@@ -639,7 +639,7 @@ int rdma_transport_available(char *why, size_t cap)
     struct rdma_device dev;
     int ok = rdma_pick_device(list, n, tun->RDMA_HCA, tun->RDMA_GID_INDEX, &dev, why, cap) == 0;
     if (ok)
-        snprintf(why, cap, "%s", dev.name);
+        snprintf(why, cap, "%s, %s", dev.name, dev.locality);
     rdma_free_devices(list);
     return ok;
 }

@@ -2,9 +2,11 @@
  *
  * Like NCCL: CHORUS_RDMA_HCA lists devices (name prefixes, optionally
  * ":port"; '=' makes them exact names, '^' excludes them); among the
- * selected ones the first active port in name order wins. The NIC nearest
- * to the rank's CPU (hwloc) is not considered yet: give each rank its
- * device through CHORUS_RDMA_HCA when that matters.
+ * selected ones the first active port wins, devices taken nearest first:
+ * those hwloc attaches under a NUMA node or package holding this process's
+ * CPUs, then those attached to the whole machine, then the others, each
+ * group in name order (topo_device_distances). Binding each rank to its
+ * socket (mpirun -bind-to socket) thus gives it its socket's NIC.
  *
  * rdma_cm connects by IP address, so a port is usable only with one:
  *  - RoCE: an address from the port's GID table. CHORUS_RDMA_GID_INDEX picks
@@ -29,6 +31,7 @@
 #include <string.h>
 
 #include "rdma_impl.h"
+#include "topo_detect.h"
 
 const char *rdma_gid_type_str(int type)
 {
@@ -267,10 +270,17 @@ static int ipoib_address(const char *name, int port, struct rdma_device *out, ch
 
 /* ---- the choice ------------------------------------------------------------------------ */
 
-static int by_name(const void *a, const void *b)
+struct dev_order {
+    struct ibv_context *ctx;
+    int dist; /* topo_device_distances */
+};
+
+static int nearest_then_name(const void *a, const void *b)
 {
-    struct ibv_context *const *x = a, *const *y = b;
-    return strcmp(ibv_get_device_name((*x)->device), ibv_get_device_name((*y)->device));
+    const struct dev_order *x = a, *y = b;
+    if (x->dist != y->dist)
+        return x->dist < y->dist ? -1 : 1;
+    return strcmp(ibv_get_device_name(x->ctx->device), ibv_get_device_name(y->ctx->device));
 }
 
 int rdma_pick_device(struct ibv_context **list, int n, const char *hca, long gid_index,
@@ -280,18 +290,29 @@ int rdma_pick_device(struct ibv_context **list, int n, const char *hca, long gid
     snprintf(why, cap, "no RDMA device");
     if (!list || n <= 0)
         return -1;
-    struct ibv_context **sorted = malloc((size_t)n * sizeof *sorted);
-    if (!sorted) {
+    struct dev_order *sorted = malloc((size_t)n * sizeof *sorted);
+    const char **names_of = malloc((size_t)n * sizeof *names_of);
+    int *dist = malloc((size_t)n * sizeof *dist);
+    if (!sorted || !names_of || !dist) {
+        free(sorted);
+        free(names_of);
+        free(dist);
         snprintf(why, cap, "out of memory");
         return -1;
     }
-    memcpy(sorted, list, (size_t)n * sizeof *sorted);
-    qsort(sorted, (size_t)n, sizeof *sorted, by_name);
+    for (int i = 0; i < n; i++)
+        names_of[i] = ibv_get_device_name(list[i]->device);
+    topo_device_distances(names_of, n, dist);
+    for (int i = 0; i < n; i++)
+        sorted[i] = (struct dev_order){list[i], dist[i]};
+    free(names_of);
+    free(dist);
+    qsort(sorted, (size_t)n, sizeof *sorted, nearest_then_name);
     char names[200] = "";
     size_t nlen = 0;
     int selected = 0, rc = -1;
     for (int i = 0; i < n && rc != 0; i++) {
-        struct ibv_context *ctx = sorted[i];
+        struct ibv_context *ctx = sorted[i].ctx;
         const char *name = ibv_get_device_name(ctx->device);
         int w = snprintf(names + nlen, sizeof names - nlen, "%s%s", nlen ? ", " : "", name);
         if (w > 0 && (size_t)w < sizeof names - nlen)
@@ -320,6 +341,9 @@ int rdma_pick_device(struct ibv_context **list, int n, const char *hca, long gid
             out->link_layer = pa.link_layer;
             out->max_msg_sz = pa.max_msg_sz;
             snprintf(out->name, sizeof out->name, "%s:%d", name, port);
+            static const char *const near[] = {"local to this rank's CPUs", "machine-wide",
+                                               "on another socket", "locality unknown"};
+            snprintf(out->locality, sizeof out->locality, "%s", near[sorted[i].dist]);
             if (pa.link_layer == IBV_LINK_LAYER_INFINIBAND)
                 rc = ipoib_address(name, port, out, why, cap);
             else

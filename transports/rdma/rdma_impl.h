@@ -146,6 +146,7 @@ struct rdma_device {
     uint32_t max_msg_sz;
     struct chorus_sockaddr addr; /* port 0 */
     char name[40];           /* "rxe0:1" */
+    char locality[32];       /* how near this rank's CPUs (hwloc), for the log */
 };
 
 /* Picks the device, port and address by CHORUS_RDMA_HCA and
