@@ -247,9 +247,13 @@ static chorus_result_t cross_finish(struct cross_flight *f)
 }
 
 /* Segments of the node-aware allreduce, each a multiple of ppn elements. */
-static size_t hier_segment_slice(chorus_comm_t comm, size_t q, size_t esize)
+/* Elements of one local rank's slice per segment: CHORUS_HIER_SEGMENT when
+ * set, else the tuner's choice for this size (0: one segment). */
+static size_t hier_segment_slice(chorus_comm_t comm, size_t q, size_t esize, size_t tuned)
 {
     size_t seg = (size_t)chorus_tunables()->HIER_SEGMENT, L = (size_t)comm->layout.ppn;
+    if (seg == 0)
+        seg = tuned;
     if (seg == 0 || q * L * esize <= seg)
         return q;
     size_t slice = seg / (L * esize);
@@ -262,7 +266,8 @@ static size_t hier_segment_slice(chorus_comm_t comm, size_t q, size_t esize)
  * reduces segment k + 1 and gathers segment k - 1 (the shared-memory waits
  * drive the network plan through shm->idle). One network plan is in flight
  * at a time, so messages on a pair stay in one order on both sides. */
-static chorus_result_t hier_allreduce(chorus_comm_t comm, const struct coll_args *a)
+static chorus_result_t hier_allreduce(chorus_comm_t comm, const struct coll_args *a,
+                                      size_t tuned_segment)
 {
     const struct comm_layout *l = &comm->layout;
     size_t es = chorus_type_size(a->type), L = (size_t)l->ppn, q = a->count / L;
@@ -270,7 +275,7 @@ static chorus_result_t hier_allreduce(chorus_comm_t comm, const struct coll_args
     chorus_op_t op = a->op == CHORUS_AVG ? CHORUS_SUM : a->op;
     char *recv = a->recvbuf;
     const char *send = a->sendbuf;
-    size_t slice = hier_segment_slice(comm, q, es), nseg = q ? (q + slice - 1) / slice : 0;
+    size_t slice = hier_segment_slice(comm, q, es, tuned_segment), nseg = q ? (q + slice - 1) / slice : 0;
     struct cross_flight f = {.comm = comm};
     chorus_result_t res = CHORUS_SUCCESS;
     /* segment k: elements [L*k*slice, L*(k*slice + len_k)), my part at + lr*len_k */
@@ -458,7 +463,7 @@ chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
         return composed_run(comm, a, c);
     switch (a->kind) {
     case COLL_ALLREDUCE:
-        return hier_allreduce(comm, a);
+        return hier_allreduce(comm, a, c->segment);
     case COLL_ALLGATHER:
         return hier_allgather(comm, a);
     case COLL_REDUCE_SCATTER:

@@ -421,20 +421,57 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
     }
 }
 
+/* Segment sizes the node-aware allreduce may pipeline with (64 KiB .. 64 MiB). */
+#define SEGMENT_MIN_LOG2 16
+#define SEGMENT_MAX_LOG2 26
+
+/* The runtime's node-aware allreduce (src/coll_net.c hier_allreduce): in
+ * segments, the network allreduce of segment k runs while shared memory
+ * reduce-scatters segment k+1 and allgathers segment k-1. Per segment of x
+ * bytes: rs = shared-memory reduce-scatter, net = the allreduce of one
+ * rank's slice across hosts, ag = shared-memory allgather; the pipeline
+ * takes rs + ag + nseg * max(net, rs + ag). Chooses the segment (the chunk
+ * size decision) that minimizes it, or none (one segment). */
+static double shm_hier_allreduce(const struct view *v, const struct tuner_shm *s, double m,
+                                 struct tuner_choice *d)
+{
+    double P = (double)v->stride[v->n - 1];
+    double best = -1;
+    size_t best_seg = 0;
+    for (int e = SEGMENT_MIN_LOG2; e <= SEGMENT_MAX_LOG2 + 1; e++) {
+        /* the last candidate is "no segments": the whole vector at once */
+        double x = e <= SEGMENT_MAX_LOG2 ? fmin(m, (double)((size_t)1 << e)) : m;
+        double nseg = x > 0 ? ceil(m / x) : 1;
+        double rs = (P - 1) / P * x * fmax(s->beta, v->gamma) + s->alpha;
+        double ag = (P - 1) / P * x * s->beta + s->alpha;
+        double net = phase(v, v->n - 1, COLL_ALLREDUCE, x / P, NULL);
+        double t = nseg > 1 ? rs + ag + nseg * fmax(net, rs + ag) : rs + net + ag;
+        if (best < 0 || t < best) {
+            best = t;
+            best_seg = e <= SEGMENT_MAX_LOG2 && x < m ? (size_t)x : 0;
+        }
+        if (x >= m)
+            break;
+    }
+    if (d) {
+        d->segment = best_seg;
+        phase(v, v->n - 1, COLL_ALLREDUCE, (best_seg ? (double)best_seg : m) / P, d);
+    }
+    return best;
+}
+
 /* The runtime's node-aware composition: shared memory among the ranks of a
  * host (all levels but the outermost), the network across hosts. */
 static double shm_hier_cost(const struct view *v, const struct tuner_shm *s, coll_kind_t kind,
                             double m, struct tuner_choice *d)
 {
     double P = (double)v->stride[v->n - 1], H = v->g[v->n - 1];
-    double pass = (P - 1) / P * m * s->beta + s->alpha, local;
+    double local;
     coll_kind_t across = kind;
     double x = m;
     switch (kind) {
     case COLL_ALLREDUCE:
-        x = m / P;
-        local = 2 * pass + (P - 1) / P * m * v->gamma;
-        break;
+        return shm_hier_allreduce(v, s, m, d);
     case COLL_ALLGATHER:
         local = P * H * m * s->beta * 2 + s->alpha;
         break;
@@ -590,6 +627,8 @@ const struct tuner_choice *tuner_lookup(const struct tuner *tu, coll_kind_t kind
     return &tu->table[kind][kind == COLL_BARRIER ? 0 : bucket_of(bytes)];
 }
 
+static void size_text(size_t b, char *buf, size_t len);
+
 void tuner_print(const struct topo *t, const struct tuner_shm *shm, const struct tuner *tu,
                  coll_kind_t kind, size_t lo, size_t hi, FILE *f)
 {
@@ -610,6 +649,11 @@ void tuner_print(const struct topo *t, const struct tuner_shm *shm, const struct
                 if (c->level_algo[i] != ALGO_AUTO)
                     len += (size_t)snprintf(name + len, sizeof name - len, "%c%s",
                                             len == 4 ? ':' : '/', algo_name(c->level_algo[i]));
+            if (c->segment && len + 12 < sizeof name) {
+                char seg[24];
+                size_text(c->segment, seg, sizeof seg);
+                snprintf(name + len, sizeof name - len, "@%s", seg);
+            }
         }
         fprintf(f, "%12zu  %-14s %12.2f", s, name, tuner_cost(t, shm, kind, c->algo, s, NULL) * 1e6);
         for (int a = ALGO_RING; a < ALGO_COUNT; a++) {
@@ -641,7 +685,8 @@ static void size_text(size_t b, char *buf, size_t len)
 
 static int same_choice(const struct tuner_choice *a, const struct tuner_choice *b)
 {
-    return a->algo == b->algo && !memcmp(a->level_algo, b->level_algo, sizeof a->level_algo);
+    return a->algo == b->algo && a->segment == b->segment &&
+           !memcmp(a->level_algo, b->level_algo, sizeof a->level_algo);
 }
 
 void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t len)
@@ -653,7 +698,7 @@ void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t l
         int e = b;
         while (e + 1 < nb && same_choice(&tu->table[kind][e + 1], c))
             e++;
-        char lo[16], hi[16];
+        char lo[24], hi[24];
         size_text((size_t)1 << b, lo, sizeof lo);
         size_text((size_t)1 << e, hi, sizeof hi);
         n += (size_t)snprintf(buf + n, len - n, "%s %s-%s %s", b ? "," : "", lo, hi,
@@ -665,6 +710,11 @@ void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t l
                                       algo_name(c->level_algo[i]));
                 sep = '/';
             }
+        if (c->segment && n < len) {
+            char seg[24];
+            size_text(c->segment, seg, sizeof seg);
+            n += (size_t)snprintf(buf + n, len - n, " in %s segments", seg);
+        }
         b = e;
     }
 }
