@@ -25,6 +25,7 @@ struct peer_info {
     uint64_t agree_hash; /* of the tunables every rank must share */
     int32_t pid;
     int32_t npus;
+    int32_t package, numa; /* of its binding, -1 when it spans several */
 };
 
 /* Tunables that change which messages a rank sends: ranks that disagree on
@@ -116,7 +117,10 @@ static chorus_result_t layout_build(chorus_comm_t comm, const struct peer_info *
     l->rank_host = calloc((size_t)n, sizeof *l->rank_host);
     l->rank_local = calloc((size_t)n, sizeof *l->rank_local);
     l->identity = calloc((size_t)n, sizeof *l->identity);
-    if (!hosts || !count || !l->rank_host || !l->rank_local || !l->identity) {
+    l->rank_package = calloc((size_t)n, sizeof *l->rank_package);
+    l->rank_numa = calloc((size_t)n, sizeof *l->rank_numa);
+    if (!hosts || !count || !l->rank_host || !l->rank_local || !l->identity || !l->rank_package ||
+        !l->rank_numa) {
         free(hosts);
         free(count);
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
@@ -130,6 +134,8 @@ static chorus_result_t layout_build(chorus_comm_t comm, const struct peer_info *
         l->rank_host[r] = h;
         l->rank_local[r] = count[h]++;
         l->identity[r] = r;
+        l->rank_package[r] = peers[r].package;
+        l->rank_numa[r] = peers[r].numa;
     }
     l->host = l->rank_host[comm->rank];
     l->local_rank = l->rank_local[comm->rank];
@@ -156,9 +162,18 @@ static chorus_result_t layout_build(chorus_comm_t comm, const struct peer_info *
         for (int h = 0; h < l->nhosts; h++)
             l->cross[h] = l->grid[h * l->ppn + l->local_rank];
     }
-    LOG_DEBUG("init", "%s: host %d of %d, local rank %d of %d, %s", comm->label, l->host,
+    /* who shares my host, socket and NUMA node (ranks bound within one) */
+    int same_pkg = 0, same_numa = 0, me = comm->rank;
+    for (int i = 0; i < l->local_size; i++) {
+        int r = l->local_ranks[i];
+        same_pkg += l->rank_package[me] >= 0 && l->rank_package[r] == l->rank_package[me];
+        same_numa += l->rank_numa[me] >= 0 && l->rank_numa[r] == l->rank_numa[me];
+    }
+    LOG_DEBUG("init", "%s: host %d of %d, local rank %d of %d (%s); %d of them in my package "
+              "%d, %d in my NUMA node %d (0: not bound within one)", comm->label, l->host,
               l->nhosts, l->local_rank, l->local_size,
-              l->ppn ? "same number of ranks on every host" : "hosts differ in rank count");
+              l->ppn ? "same number of ranks on every host" : "hosts differ in rank count",
+              same_pkg, l->rank_package[me], same_numa, l->rank_numa[me]);
     return CHORUS_SUCCESS;
 }
 
@@ -170,6 +185,8 @@ static void layout_free(struct comm_layout *l)
     free(l->grid);
     free(l->cross);
     free(l->identity);
+    free(l->rank_package);
+    free(l->rank_numa);
     memset(l, 0, sizeof *l);
 }
 
@@ -244,8 +261,9 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
                                        comm->init_timeout_ms));
     CHORUS_CHECK(comm_tuning_load(comm));
+    const struct chorus_node_info *node = chorus_node_info();
     struct peer_info mine = {0, agree_hash(t, comm_tuning_hash(comm)), (int32_t)getpid(),
-                             chorus_node_info()->npus};
+                             node->npus, node->package, node->numa};
     CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
     struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
     if (!peers)

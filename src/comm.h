@@ -37,6 +37,8 @@ struct comm_layout {
     int *grid;          /* ppn > 0: [nhosts * ppn], grid[h * ppn + l] = rank */
     int *cross;         /* ppn > 0: [nhosts] the ranks with my local index, by host */
     int *identity;      /* [nranks] r -> r: the group map of flat plans */
+    int *rank_package;  /* [nranks] package each rank is bound within (OS index; -1 several) */
+    int *rank_numa;     /* [nranks] NUMA node each rank is bound within (-1 several) */
 };
 
 struct chorus_comm {

@@ -34,6 +34,7 @@ static void detect(void)
     info.npus = affinity_pus();
     info.ncores = info.npus;
     info.nnuma = 1;
+    info.package = info.numa = -1;
     info.source = "sysconf";
 #ifdef HAVE_HWLOC
     hwloc_topology_t topo;
@@ -52,6 +53,22 @@ static void detect(void)
             }
             int numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
             info.nnuma = numa > 0 ? numa : 1;
+            if (set && info.source[0] == 'h') {
+                /* the package / NUMA node the binding fits in, if one does */
+                hwloc_obj_t o = hwloc_get_obj_covering_cpuset(topo, set);
+                hwloc_obj_t pkg = o ? (o->type == HWLOC_OBJ_PACKAGE ? o
+                                       : hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, o))
+                                    : NULL;
+                if (pkg)
+                    info.package = (int)pkg->os_index;
+                hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
+                if (nodes) {
+                    hwloc_cpuset_to_nodeset(topo, set, nodes);
+                    if (hwloc_bitmap_weight(nodes) == 1)
+                        info.numa = hwloc_bitmap_first(nodes);
+                    hwloc_bitmap_free(nodes);
+                }
+            }
             hwloc_bitmap_free(set);
         }
         hwloc_topology_destroy(topo);
@@ -59,8 +76,9 @@ static void detect(void)
     if (strcmp(info.source, "hwloc") != 0)
         LOG_INFO("node", "hwloc could not read the topology; using sched_getaffinity");
 #endif
-    LOG_DEBUG("node", "%d cores, %d PUs, %d NUMA nodes (from %s)", info.ncores, info.npus,
-              info.nnuma, info.source);
+    LOG_DEBUG("node", "%d cores, %d PUs, %d NUMA nodes (from %s); bound within package %d, "
+              "NUMA node %d (-1: several)", info.ncores, info.npus, info.nnuma, info.source,
+              info.package, info.numa);
 }
 
 const struct chorus_node_info *chorus_node_info(void)

@@ -11,6 +11,9 @@ struct chorus_node_info {
     int ncores;  /* physical cores this process may run on (>= 1) */
     int npus;    /* hardware threads this process may run on (>= 1) */
     int nnuma;   /* NUMA nodes of the machine (>= 1) */
+    int package; /* OS index of the package holding every CPU this process may run on; -1:
+                    several, or unknown */
+    int numa;    /* same for the NUMA node */
     const char *source; /* "hwloc" or "sysconf" */
 };
 
