@@ -7,18 +7,33 @@
 # Chorus and the MPI library's own collective on the same buffers in the same
 # run. Writes one .txt (the tool's table) and one .json per run to OUT_DIR,
 # plus busbw plots, and prints the exact command of each run.
+#
+# The MPI side is whatever MPI the build links: the default build uses MPICH;
+# for Open MPI, a build configured against it (see perf/run_multinode_ompi.sh)
+# with OMPI=1, which launches with Open MPI's mpirun (no binding, as MPICH's
+# Hydra; oversubscription allowed; as root if need be):
+#   perf/run_standard.sh build perf/results/standard/mpich
+#   OMPI=1 perf/run_standard.sh build-ompi perf/results/standard/ompi
 set -euo pipefail
 BUILD=${1:-build}
 OUT=${2:-results/$(date +%Y%m%d-%H%M%S)}
-MPIRUN=${MPIRUN:-$(command -v mpirun.mpich || command -v mpirun)}
+if [ "${OMPI:-0}" = 1 ]; then
+    MPIRUN=${MPIRUN:-$(command -v mpirun.openmpi)}
+    MPIRUN_ARGS=(--bind-to none --oversubscribe)
+    [ "$(id -u)" = 0 ] && MPIRUN_ARGS+=(--allow-run-as-root)
+else
+    MPIRUN=${MPIRUN:-$(command -v mpirun.mpich || command -v mpirun)}
+    MPIRUN_ARGS=()
+fi
 mkdir -p "$OUT"
 BUILD=$(cd "$BUILD" && pwd)
 
 run() { # name np tool args...
     local name=$1 np=$2 tool=$3
     shift 3
-    local cmd=("$MPIRUN" -np "$np" "$BUILD/perf/$tool" "$@" -J "$OUT/$name.json")
-    echo "\$ mpirun -np $np perf/$tool $* -J $name.json" | tee "$OUT/$name.txt"
+    local cmd=("$MPIRUN" "${MPIRUN_ARGS[@]}" -np "$np" "$BUILD/perf/$tool" "$@" -J "$OUT/$name.json")
+    echo "\$ $(basename "$MPIRUN") ${MPIRUN_ARGS[*]} -np $np perf/$tool $* -J $name.json" |
+        tee "$OUT/$name.txt"
     "${cmd[@]}" >>"$OUT/$name.txt" 2>&1
     grep -E '^# (Avg|Out of|Wrong)' "$OUT/$name.txt"
 }
