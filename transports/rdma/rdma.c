@@ -447,7 +447,9 @@ static chorus_result_t rdma_post(struct transport *base, struct xfer *x)
                                       t->label, t->names[x->peer],
                                       chorus_get_error_string(p->gave_up_code)),
                            x->peer, CHORUS_REMOTE_ERROR);
-    if (p->lost)
+    /* A peer that sent its last message and left is gone, but what it sent
+     * is here: a receive of it still completes. */
+    if (p->lost && !rdma_recv_arrived(p, x))
         return break_lost(t, p);
     return rdma_xfer_post(t, p, x);
 }

@@ -346,6 +346,11 @@ static inline struct rdma_msg *rdma_msg_at(struct rdma_dir *d, uint64_t seq)
     return &d->ring[seq & (d->cap - 1)];
 }
 
+/* rdma_xfer.c: 1 if the receive x would be the next one from p and its
+ * data has already arrived whole in an eager slot (it completes at post,
+ * even once the peer is gone: a peer that sent its last message and left). */
+int rdma_recv_arrived(struct rdma_peer *p, const struct xfer *x);
+
 extern const struct transport_ops rdma_transport_ops;
 
 /* rdma.c */

@@ -278,6 +278,15 @@ static chorus_result_t take_eager(struct rdma_transport *t, struct rdma_peer *p,
 
 /* ---- posting a transfer --------------------------------------------------------------- */
 
+int rdma_recv_arrived(struct rdma_peer *p, const struct xfer *x)
+{
+    struct rdma_dir *d = &p->recvs;
+    if (x->is_send || x->bytes > p->eager || d->posted >= d->end)
+        return 0;
+    const struct rdma_msg *m = rdma_msg_at(d, d->posted);
+    return m->remote == RDMA_GOT_EAGER && !m->done;
+}
+
 chorus_result_t rdma_xfer_post(struct rdma_transport *t, struct rdma_peer *p, struct xfer *x)
 {
     struct rdma_dir *d = x->is_send ? &p->sends : &p->recvs;
