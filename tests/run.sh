@@ -197,6 +197,12 @@ else
     record "chorus_topo" 1 "$BUILD/src/chorus_topo was not built"
 fi
 
+# ---- the perf regression check flags what it must (perf/check_regression.py) -----------------
+if command -v python3 >/dev/null && [ -d "$SRC/perf/results/standard/mpich" ]; then
+    run_test "perf regression check: unchanged passes, a 20% drop is flagged" 60 \
+        bash "$SRC/tests/perf_regression_check.sh"
+fi
+
 # ---- the simulator (issue 5): closed forms, contention, rule breaks, 768 ranks; chorus_sim ------
 # chorus_sim runs every collective on the two supernode models (shipped files from the source
 # tree), each size a row naming its algorithm, exit status 0.
