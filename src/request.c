@@ -4,7 +4,11 @@
  * communicator runs the queue in order, so the caller's thread is free to
  * compute meanwhile (real overlap, not progress-on-wait). A blocking call
  * with an empty queue runs inline on the caller's thread: no thread hand-off
- * (about 35 us to wake a sleeping thread here) on the latency-critical path. */
+ * (about 35 us to wake a sleeping thread here) on the latency-critical path.
+ * Likewise, a wait on an operation the worker has not started yet (it is
+ * next in line and the worker is still waking up, or had no core) runs it
+ * on the waiting thread: waiting for the worker to get scheduled would only
+ * add its wake-up time. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -23,40 +27,65 @@ struct chorus_request {
     struct coll_args args;
     chorus_comm_t comm;
     _Atomic int done;
+    int started; /* taken by the worker or a waiter (under qlock) */
     chorus_result_t res;
     char error[512];
     struct chorus_request *next;
 };
+
+/* Runs the queue's head, which the caller has marked started, with qlock
+ * released; returns with qlock held and the request done and unlinked. */
+static void run_head(chorus_comm_t comm, struct chorus_request *req)
+{
+    pthread_mutex_unlock(&comm->qlock);
+    chorus_error_clear();
+    /* An operation queued earlier may have broken or aborted comm. */
+    req->res = chorus_comm_check_usable(comm, coll_name(req->args.kind));
+    if (req->res == CHORUS_SUCCESS)
+        req->res = coll_run(comm, &req->args);
+    chorus_error_save(req->error, sizeof req->error);
+
+    pthread_mutex_lock(&comm->qlock);
+    comm->qhead = req->next;
+    if (!comm->qhead)
+        comm->qtail = NULL;
+    atomic_store(&req->done, 1);
+    atomic_fetch_sub(&comm->pending, 1);
+    pthread_cond_broadcast(&comm->donecond);
+}
 
 static void *worker_main(void *arg)
 {
     chorus_comm_t comm = arg;
     pthread_mutex_lock(&comm->qlock);
     for (;;) {
-        while (!comm->qhead && !comm->worker_stop)
+        /* a head a waiter took is not ours; its end wakes us for the next */
+        while ((!comm->qhead || comm->qhead->started) && !comm->worker_stop)
             pthread_cond_wait(&comm->qcond, &comm->qlock);
-        if (!comm->qhead)
+        if (!comm->qhead || comm->qhead->started)
             break;
         struct chorus_request *req = comm->qhead;
-        pthread_mutex_unlock(&comm->qlock);
-
-        chorus_error_clear();
-        /* An operation queued earlier may have broken or aborted comm. */
-        req->res = chorus_comm_check_usable(comm, coll_name(req->args.kind));
-        if (req->res == CHORUS_SUCCESS)
-            req->res = coll_run(comm, &req->args);
-        chorus_error_save(req->error, sizeof req->error);
-
-        pthread_mutex_lock(&comm->qlock);
-        comm->qhead = req->next;
-        if (!comm->qhead)
-            comm->qtail = NULL;
-        atomic_store(&req->done, 1);
-        atomic_fetch_sub(&comm->pending, 1);
-        pthread_cond_broadcast(&comm->donecond);
+        req->started = 1;
+        run_head(comm, req);
     }
     pthread_mutex_unlock(&comm->qlock);
     return NULL;
+}
+
+/* If req is next in line and nobody runs it yet, runs it on this thread
+ * (and lets the worker go on with what follows). 1 if it did. */
+static int run_if_next(struct chorus_request *req)
+{
+    chorus_comm_t comm = req->comm;
+    pthread_mutex_lock(&comm->qlock);
+    int mine = comm->qhead == req && !req->started;
+    if (mine) {
+        req->started = 1;
+        run_head(comm, req);
+        pthread_cond_signal(&comm->qcond);
+    }
+    pthread_mutex_unlock(&comm->qlock);
+    return mine;
 }
 
 static chorus_result_t enqueue(chorus_comm_t comm, struct chorus_request *req)
@@ -88,6 +117,8 @@ static chorus_result_t enqueue(chorus_comm_t comm, struct chorus_request *req)
 static chorus_result_t wait_done(struct chorus_request *req)
 {
     chorus_comm_t comm = req->comm;
+    if (!atomic_load(&req->done) && run_if_next(req))
+        return CHORUS_SUCCESS;
     for (int i = 0; i < 2000; i++) { /* a short spin catches quick operations */
         if (atomic_load(&req->done))
             return CHORUS_SUCCESS;
