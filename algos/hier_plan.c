@@ -415,20 +415,12 @@ static chorus_result_t check_args(const struct hier_args *ha)
     if (prod != a->nranks)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: the groups' product is %lld, not the "
                           "%d ranks", (long long)prod, a->nranks);
-    if (a->rank < 0 || a->rank >= a->nranks)
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: rank %d out of range [0, %d)",
-                          a->rank, a->nranks);
     if ((unsigned)a->kind > COLL_BARRIER)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: %s is not a collective plans build",
                           coll_name(a->kind));
+    CHORUS_CHECK(plan_check_args(a)); /* ranks, root, element size, alltoallv counts */
     if (a->kind == COLL_BARRIER || a->kind == COLL_ALLTOALLV)
-        return CHORUS_SUCCESS; /* plan_build checks alltoallv's counts */
-    if (a->esize == 0)
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: element size 0");
-    if ((a->kind == COLL_BROADCAST || a->kind == COLL_REDUCE) &&
-        (a->root < 0 || a->root >= a->nranks))
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "hier: root %d out of range [0, %d)",
-                          a->root, a->nranks);
+        return CHORUS_SUCCESS;
     /* scratch holds up to two copies of nranks * count elements, plus a phase's own */
     uint64_t lim = (SIZE_MAX < UINT64_MAX ? (uint64_t)SIZE_MAX : UINT64_MAX) / 4;
     if (a->esize > lim || (a->count && (uint64_t)a->count > lim / a->esize) ||

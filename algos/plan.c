@@ -210,7 +210,7 @@ static chorus_result_t check_alltoallv(const struct plan_args *a)
     return CHORUS_SUCCESS;
 }
 
-static chorus_result_t check_args(const struct plan_args *a)
+chorus_result_t plan_check_args(const struct plan_args *a)
 {
     if (a->nranks < 1)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan: nranks %d < 1", a->nranks);
@@ -268,7 +268,7 @@ chorus_result_t plan_build(struct plan *p, const struct plan_args *a, algo_t alg
     if (!p || !a)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan_build: NULL %s", p ? "args" : "plan");
     plan_reset(p, algo);
-    CHORUS_CHECK(check_args(a));
+    CHORUS_CHECK(plan_check_args(a));
     if ((unsigned)algo >= ALGO_COUNT)
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan: unknown algorithm %d", (int)algo);
     if (!plan_supports(algo, a->kind))

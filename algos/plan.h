@@ -112,6 +112,9 @@ struct plan {
  * error text) if algo does not implement that collective; p is then empty.
  * p must be zeroed or previously freed with plan_free. */
 chorus_result_t plan_build(struct plan *p, const struct plan_args *a, algo_t algo);
+/* The checks plan_build makes of a's fields (ranks, root, element size,
+ * sizes that overflow, alltoallv counts); composers of plans reuse them. */
+chorus_result_t plan_check_args(const struct plan_args *a);
 /* 1 if algo implements kind (for any rank count), else 0. */
 int plan_supports(algo_t algo, coll_kind_t kind);
 void plan_free(struct plan *p);

@@ -119,9 +119,15 @@ chorus_result_t topo_uniform(int nranks, double bw, double latency, double reduc
     l->bw = bw;
     l->latency = latency;
     t->reduce_bw = reduce_bw;
+    return topo_hand_out(t, out);
+}
+
+chorus_result_t topo_hand_out(struct topo *t, struct topo **out)
+{
     chorus_result_t rc = topo_finish(t, NULL, 0);
     if (rc != CHORUS_SUCCESS) {
         topo_free(t);
+        *out = NULL;
         return rc;
     }
     *out = t;

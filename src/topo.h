@@ -77,6 +77,9 @@ void topo_free(struct topo *t);
  * defaults (oversub 1) and an identity rank_pos when it is NULL. On error,
  * a message naming the level and field in err. */
 chorus_result_t topo_finish(struct topo *t, char *err, size_t errlen);
+/* For builders of topologies in code: topo_finish, then *out = t, or t freed
+ * (and *out NULL) with topo_finish's code when the built levels are wrong. */
+chorus_result_t topo_hand_out(struct topo *t, struct topo **out);
 
 /* The outermost level at which ranks a and b differ; -1 when a == b. */
 int topo_level_between(const struct topo *t, int a, int b);

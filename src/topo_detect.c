@@ -228,13 +228,8 @@ chorus_result_t topo_detect(struct topo **out)
                  "packages or NUMA nodes); shared-memory figures are rough constants", n);
     }
     t->reduce_bw = SHM_REDUCE_BW;
-    chorus_result_t rc = topo_finish(t, NULL, 0);
-    if (rc != CHORUS_SUCCESS) {
-        topo_free(t);
-        return CHORUS_INTERNAL_ERROR;
-    }
-    *out = t;
-    return CHORUS_SUCCESS;
+    /* detection builds valid levels: a refusal here is a bug */
+    return topo_hand_out(t, out) == CHORUS_SUCCESS ? CHORUS_SUCCESS : CHORUS_INTERNAL_ERROR;
 }
 
 /* ---- NICs ----------------------------------------------------------------------------- */

@@ -744,11 +744,5 @@ chorus_result_t tuner_layout_topo(int nhosts, int ppn, int nranks, const struct 
                                     .latency = net->alpha, .link = "net"};
     }
     t->reduce_bw = reduce_bw;
-    chorus_result_t rc = topo_finish(t, NULL, 0);
-    if (rc != CHORUS_SUCCESS) {
-        topo_free(t);
-        return rc;
-    }
-    *out = t;
-    return CHORUS_SUCCESS;
+    return topo_hand_out(t, out);
 }
