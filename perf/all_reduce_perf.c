@@ -28,12 +28,21 @@ static int expected(const perf_case_t *c, size_t i, double *value)
 
 static double busbw_factor(int n) { return 2.0 * (n - 1) / n; }
 
+/* Ceiling (docs/perf.md): each rank reduces its 1/n of S (reads n inputs,
+ * writes one: (n+1)/n x S of traffic), then copies the other n-1 results
+ * (2(n-1)/n x S): (3n-1)/n x S, i.e. (3n-1)/2n x S copied at copy_all. */
+static double busbw_ceiling(int n, double copy_all, double copy_one)
+{
+    (void)copy_one;
+    return n < 2 ? 0 : 4.0 * (n - 1) * copy_all / (3.0 * n - 1);
+}
+
 int main(int argc, char **argv)
 {
     static const perf_coll_t coll = {
         .name = "all_reduce", .chorus_call = "chorus_allreduce", .mpi_call = "MPI_Allreduce",
         .has_op = 1, .has_root = 0, .has_in_place = 1, .reduces_values = 1, .whole_buffer = 0,
-        .busbw_factor = busbw_factor, .layout = layout, .run_chorus = run_chorus,
+        .busbw_factor = busbw_factor, .busbw_ceiling = busbw_ceiling, .layout = layout, .run_chorus = run_chorus,
         .run_mpi = run_mpi, .expected = expected};
     return perf_main(argc, argv, &coll);
 }

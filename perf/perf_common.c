@@ -269,7 +269,7 @@ static void run_size(perf_ctx_t *x, perf_case_t *c, size_t size)
     }
     perf_progress_clear(x);
     perf_print_row(x, &row);
-    if (x->opt.json_path)
+    if (x->opt.json_path || x->opt.probe_bytes) /* kept for the JSON and the -B footer */
         add_row(x, &row);
 }
 
@@ -335,6 +335,55 @@ static char *join_command(int argc, char **argv)
     }
     *p = '\0';
     return s;
+}
+
+/* -B: the copy probe (before and after the sweep: the ceiling is the better
+ * of the two, so a noisy moment cannot lower it). */
+static int probe_memory(perf_ctx_t *x, const char *when)
+{
+    if (perf_membw_probe(x, &x->membw) != 0) {
+        if (x->rank == 0)
+            fprintf(stderr, "-B %zu: cannot allocate the probe's buffers\n", x->opt.probe_bytes);
+        return -1;
+    }
+    if (x->rank == 0) {
+        printf("# Memory probe %-6s : memcpy of %zu bytes: %.2f GB/s per rank with all %d ranks "
+               "copying, %.2f GB/s for rank 0 alone (best so far)\n", when, x->opt.probe_bytes,
+               x->membw.copy_all, x->nranks, x->membw.copy_one);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The footer of -B: the ceiling, and each large row's busbw as a share of it. */
+static void print_ceiling(const perf_ctx_t *x)
+{
+    double ceil_bw = perf_busbw_ceiling(x);
+    if (!x->opt.probe_bytes)
+        return;
+    if (ceil_bw <= 0) {
+        printf("# Busbw ceiling        : no model for %s (docs/perf.md)\n", x->coll->chorus_call);
+        return;
+    }
+    printf("# Busbw ceiling        : %.2f GB/s (from the probe; docs/perf.md derives it)\n",
+           ceil_bw);
+    /* Smaller calls can stay in the caches, where the probe's rate does not bound them. */
+    size_t from = x->opt.probe_bytes / 4 > PERF_CEILING_MIN_BYTES ? x->opt.probe_bytes / 4
+                                                                  : PERF_CEILING_MIN_BYTES;
+    printf("# %12s %10s %7s %10s %7s   (sizes from -B / 4 = %zu bytes)\n", "size", "busbw",
+           "%ceil", "mpi busbw", "%ceil", from);
+    for (size_t k = 0; k < x->nrows; k++) {
+        const perf_row_t *r = &x->rows[k];
+        if (r->size < from)
+            continue;
+        char mpi_bw[16] = "n/a", mpi_pct[16] = "n/a";
+        if (r->has_mpi) {
+            snprintf(mpi_bw, sizeof mpi_bw, "%.2f", r->busbw[V_MPI]);
+            snprintf(mpi_pct, sizeof mpi_pct, "%.0f%%", 100 * r->busbw[V_MPI] / ceil_bw);
+        }
+        printf("# %12zu %10.2f %6.0f%% %10s %7s\n", r->size, r->busbw[V_OOP],
+               100 * r->busbw[V_OOP] / ceil_bw, mpi_bw, mpi_pct);
+    }
 }
 
 /* Releases everything and ends MPI; every rank passes the same status. */
@@ -406,7 +455,11 @@ int perf_main(int argc, char **argv, const perf_coll_t *coll)
         return finish(&x, 3);
 
     perf_print_header(&x, argv[0]);
+    if (x.opt.probe_bytes && probe_memory(&x, "before") != 0)
+        return finish(&x, 3);
     sweep(&x);
+    if (x.opt.probe_bytes && probe_memory(&x, "after") != 0)
+        return finish(&x, 3);
 
     status = (x.oob || x.wrong) ? 1 : 0;
     if (x.rank == 0) {
@@ -419,6 +472,7 @@ int perf_main(int argc, char **argv, const perf_coll_t *coll)
             printf("# Out of bounds values : not checked (-c 0)\n");
         }
         printf("# Avg bus bandwidth    : %g \n", avg_bw);
+        print_ceiling(&x);
         if (x.opt.mpi) {
             if (x.ratio_n)
                 printf("# Avg Chorus/MPI ratio : %.3f (geometric mean of busbw ratios over %d "

@@ -56,6 +56,11 @@ typedef struct perf_coll {
      * ranks, count = S / (typesize * nranks); 0: S = count * typesize. */
     int whole_buffer;
     double (*busbw_factor)(int nranks);
+    /* The highest busbw (GB/s) the memory system allows, from the probe's copy
+     * rates in GB/s per rank (every rank copying at once; rank 0 alone): the
+     * rate divided by the bytes each rank must copy per byte of busbw for the
+     * out-of-place call. NULL: no model (no ceiling printed). */
+    double (*busbw_ceiling)(int nranks, double copy_all, double copy_one);
     void (*layout)(perf_case_t *c);
     chorus_result_t (*run_chorus)(const perf_case_t *c, const void *sendbuf, void *recvbuf);
     /* Returns an MPI error code. Called only when c->mpi_type (and, with an

@@ -21,6 +21,7 @@
 #define PERF_GUARD_BYTES 4096  /* checked before and after every receive buffer */
 #define PERF_POISON 0xA5       /* fill of guards and of elements a call must not write */
 #define PERF_MAX_ROUNDS 5      /* timing rounds per size (fewer if -n is smaller) */
+#define PERF_CEILING_MIN_BYTES (1u << 20) /* -B footer: rows from max(this, -B / 4) */
 #define PERF_PROGRESS_AFTER_S 10.0 /* auto progress off a tty: once a sweep runs this long */
 
 /* ---- types and ops (perf_options.c) ---------------------------------------- */
@@ -48,6 +49,7 @@ typedef struct {
     size_t min_bytes, max_bytes, step_bytes;
     double step_factor; /* > 1: multiply; else add step_bytes */
     int iters, warmup, check, agg, mpi, progress /* -1 auto */, root, timeout_s;
+    size_t probe_bytes; /* -B: bytes each rank copies in the memory probe; 0: no probe */
     const char *json_path;
     const char *type_arg, *op_arg;
     chorus_datatype_t types[CHORUS_NUM_TYPES];
@@ -76,9 +78,17 @@ typedef struct {
     double ratio;                /* chorus out-of-place busbw / MPI busbw; < 0: n/a */
 } perf_row_t;
 
+/* What the memory probe measured (perf_membw.c), in GB/s per rank. */
+typedef struct {
+    double copy_all; /* memcpy rate of each rank while every rank copies */
+    double copy_one; /* memcpy rate of rank 0 copying alone */
+    int probes;      /* probes run (before and after the sweep) */
+} perf_membw_t;
+
 typedef struct {
     const perf_coll_t *coll;
     perf_opts_t opt;
+    perf_membw_t membw;
     int rank, nranks;
     chorus_comm_t comm;
     unsigned char *send, *recv;   /* receive side: in-place runs use recv */
@@ -121,6 +131,16 @@ void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_C
                     double secs[V_COUNT]);
 /* Combines the ranks' secs per -a; every rank gets the result. */
 void perf_aggregate_times(const perf_ctx_t *x, double secs[V_COUNT]);
+
+/* ---- the memory ceiling (perf_membw.c) ------------------------------------- */
+
+/* Runs the copy probe on every rank (collective over MPI_COMM_WORLD) and
+ * raises x->membw's rates to what it saw; -1 (on every rank) if a buffer
+ * could not be allocated. */
+int perf_membw_probe(const perf_ctx_t *x, perf_membw_t *m);
+/* The busbw ceiling of this tool's collective from the probe, GB/s; 0 if
+ * there is none (no probe, or no model for the collective). */
+double perf_busbw_ceiling(const perf_ctx_t *x);
 
 /* ---- output (perf_output.c) ------------------------------------------------ */
 

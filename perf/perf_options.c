@@ -74,6 +74,10 @@ static void usage(FILE *f, const char *prog, const perf_coll_t *coll)
         "                             a sweep has run %.0f s)\n"
         "  -J, --json <file>          write every row as JSON to file (rank 0)\n"
         "  -T, --timeout <s>          abort if one size takes longer than s seconds (0: never)\n"
+        "  -B, --membw <size>         before and after the sweep, time every rank copying\n"
+        "                             <size> bytes at once (memcpy), and print the busbw of\n"
+        "                             sizes from <size>/4 up as a share of the ceiling that\n"
+        "                             copy rate allows (docs/perf.md); e.g. -B 256M (0: off)\n"
         "  -h, --help                 this text\n"
         "Exit status: 0 ok; 1 wrong or out-of-bounds values; 2 bad options; 3 a call\n"
         "failed; 4 timeout.\n",
@@ -201,7 +205,7 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
         {"datatype", required_argument, NULL, 'd'}, {"root", required_argument, NULL, 'r'},
         {"average", required_argument, NULL, 'a'}, {"mpi", required_argument, NULL, 'm'},
         {"progress", required_argument, NULL, 'p'}, {"json", required_argument, NULL, 'J'},
-        {"timeout", required_argument, NULL, 'T'}, {"nthreads", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'T'}, {"membw", required_argument, NULL, 'B'}, {"nthreads", required_argument, NULL, 't'},
         {"ngpus", required_argument, NULL, 'g'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *prog = argv[0];
@@ -214,7 +218,7 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
                        .type_arg = "float", .op_arg = "sum"};
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":b:e:i:f:n:w:c:o:d:r:a:m:p:J:T:t:g:h", longopts,
+    while ((ch = getopt_long(argc, argv, ":b:e:i:f:n:w:c:o:d:r:a:m:p:J:T:B:t:g:h", longopts,
                              NULL)) != -1) {
         const char *a = optarg;
         switch (ch) {
@@ -277,6 +281,10 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
         case 'T':
             if (parse_int(a, 0, INT_MAX, &o->timeout_s))
                 snprintf(msg, sizeof msg, "-T %s: seconds must be an integer >= 0", a);
+            break;
+        case 'B':
+            if (parse_size(a, &o->probe_bytes) || (o->probe_bytes && o->probe_bytes < (1u << 20)))
+                snprintf(msg, sizeof msg, "-B %s: the probe needs a size of at least 1M (or 0)", a);
             break;
         case 't':
         case 'g':

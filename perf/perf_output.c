@@ -329,6 +329,12 @@ int perf_write_json(const perf_ctx_t *x, FILE *f, double avg_busbw, double avg_r
     json_num(f, "avg_busbw", avg_busbw, x->busbw_n > 0);
     fprintf(f, ",\n  ");
     json_num(f, "avg_ratio", avg_ratio, x->ratio_n > 0);
+    fprintf(f, ",\n  \"membw_probe_bytes\": %zu,\n  ", x->opt.probe_bytes);
+    json_num(f, "membw_copy_all_gbps", x->membw.copy_all, x->membw.probes > 0);
+    fprintf(f, ",\n  ");
+    json_num(f, "membw_copy_one_gbps", x->membw.copy_one, x->membw.probes > 0);
+    fprintf(f, ",\n  ");
+    json_num(f, "busbw_ceiling_gbps", perf_busbw_ceiling(x), perf_busbw_ceiling(x) > 0);
     fprintf(f, ",\n  \"result\": \"%s\"\n}\n", x->oob || x->wrong ? "FAILED" : "OK");
     if (fclose(f) != 0) {
         fprintf(stderr, "cannot write %s: %s\n", x->opt.json_path, strerror(errno));

@@ -31,12 +31,21 @@ static int expected(const perf_case_t *c, size_t i, double *value)
 
 static double busbw_factor(int n) { (void)n; return 1.0; }
 
+/* Ceiling (docs/perf.md): the root reduces its 1/n of S (reads n inputs,
+ * writes one) and copies the other n-1 partial results in, as in allreduce:
+ * (3n-1)/2n x S copied at copy_all, while the other ranks reduce theirs. */
+static double busbw_ceiling(int n, double copy_all, double copy_one)
+{
+    (void)copy_one;
+    return n < 2 ? 0 : 2.0 * n * copy_all / (3.0 * n - 1);
+}
+
 int main(int argc, char **argv)
 {
     static const perf_coll_t coll = {
         .name = "reduce", .chorus_call = "chorus_reduce", .mpi_call = "MPI_Reduce",
         .has_op = 1, .has_root = 1, .has_in_place = 1, .reduces_values = 1, .whole_buffer = 0,
-        .busbw_factor = busbw_factor, .layout = layout, .run_chorus = run_chorus,
+        .busbw_factor = busbw_factor, .busbw_ceiling = busbw_ceiling, .layout = layout, .run_chorus = run_chorus,
         .run_mpi = run_mpi, .expected = expected};
     return perf_main(argc, argv, &coll);
 }

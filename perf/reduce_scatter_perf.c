@@ -31,12 +31,20 @@ static int expected(const perf_case_t *c, size_t i, double *value)
 
 static double busbw_factor(int n) { return (double)(n - 1) / n; }
 
+/* Ceiling (docs/perf.md): each rank reads n inputs of S/n and writes S/n:
+ * (n+1)/n x S of traffic, (n+1)/2n x S copied at copy_all. */
+static double busbw_ceiling(int n, double copy_all, double copy_one)
+{
+    (void)copy_one;
+    return n < 2 ? 0 : 2.0 * (n - 1) * copy_all / (n + 1);
+}
+
 int main(int argc, char **argv)
 {
     static const perf_coll_t coll = {
         .name = "reduce_scatter", .chorus_call = "chorus_reduce_scatter",
         .mpi_call = "MPI_Reduce_scatter_block", .has_op = 1, .has_root = 0, .has_in_place = 1,
-        .reduces_values = 1, .whole_buffer = 1, .busbw_factor = busbw_factor, .layout = layout,
+        .reduces_values = 1, .whole_buffer = 1, .busbw_factor = busbw_factor, .busbw_ceiling = busbw_ceiling, .layout = layout,
         .run_chorus = run_chorus, .run_mpi = run_mpi, .expected = expected};
     return perf_main(argc, argv, &coll);
 }

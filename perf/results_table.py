@@ -41,6 +41,33 @@ def human(size):
     return f"{size} B"
 
 
+def ceiling_table(mp, om):
+    """Busbw at the sizes the memory probe bounds (from -B/4 up), as a share of the
+    ceiling measured in the same run (docs/perf.md, 'The memory ceiling')."""
+    lines = []
+    for tool in TOOLS:
+        for d, peer in ((mp, "MPICH"), (om, "Open MPI")):
+            doc = load(d, tool + "_np2")
+            if not doc or not doc.get("busbw_ceiling_gbps"):
+                continue
+            ceil, frm = doc["busbw_ceiling_gbps"], max(doc.get("membw_probe_bytes", 0) // 4, 1 << 20)
+            for r in doc["rows"]:
+                if r["size"] < frm:
+                    continue
+                cb, _ = chorus_of(doc, r)
+                mb = r["mpi_busbw"]
+                lines.append(f"| {tool} | {human(r['size'])} | {doc['membw_copy_all_gbps']:.2f} | "
+                             f"{ceil:.2f} | {cb:.2f} ({100 * cb / ceil:.0f}%) | {peer} "
+                             f"{mb:.2f} ({100 * mb / ceil:.0f}%) |")
+    if not lines:
+        return
+    print("### Against the memory ceiling, 2 ranks\n")
+    print("| tool | size | copy_all GB/s | ceiling GB/s | Chorus busbw | peer busbw |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(lines))
+    print()
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -83,6 +110,7 @@ def main():
                 line += " - | - | - |"
             print(line)
         print()
+    ceiling_table(mp, om)
     print("### More ranks than cores (2 cores), 8 B allreduce, time per call in us\n")
     print("| ranks | Chorus (next to MPICH) | MPICH | Chorus (next to Open MPI) | Open MPI |")
     print("|---:|---:|---:|---:|---:|")

@@ -3,7 +3,7 @@
 #
 # Usage: perf/run_standard.sh [BUILD_DIR] [OUT_DIR]
 # Runs every perf tool on 2 ranks (8 B .. 32 KiB with 2000 iterations,
-# 128 KiB .. 128 MiB with 20) and the small-message
+# 128 KiB .. 256 MiB with 20, with the memory probe -B 256M) and the small-message
 # allreduce on 4 and 8 ranks (more ranks than cores on purpose), each timing
 # Chorus and the MPI library's own collective on the same buffers in the same
 # run. Writes one .txt (the tool's table) and one .json per run to OUT_DIR,
@@ -43,7 +43,9 @@ run() { # name np tool args...
 # takes well under a microsecond), large ones take seconds at 20.
 for tool in all_reduce all_gather alltoall reduce_scatter broadcast reduce sendrecv; do
     run "${tool}_np2_small" 2 "${tool}_perf" -b 8 -e 32K -f 4 -n 2000
-    run "${tool}_np2" 2 "${tool}_perf" -b 128K -e 256M -f 4 -n 20
+    # -B: the memory probe before and after, and each size from 64 MiB as a share of the
+    # busbw ceiling it allows (docs/perf.md)
+    run "${tool}_np2" 2 "${tool}_perf" -b 128K -e 256M -f 4 -n 20 -B 256M
 done
 # More ranks than cores: MPICH busy-polls and needs milliseconds per call here,
 # so these runs use few sizes to stay within minutes.

@@ -202,6 +202,12 @@ if command -v python3 >/dev/null && [ -d "$SRC/perf/results/standard/mpich" ]; t
     run_test "perf regression check: unchanged passes, a 20% drop is flagged" 60 \
         bash "$SRC/tests/perf_regression_check.sh"
 fi
+# every perf tool, as a user runs it: checked sweeps on 2 and 3 ranks, JSON, the memory probe
+# (-B) and its ceiling, bad options refused
+if [ -n "$MPIRUN" ] && [ -x "$BUILD/perf/all_reduce_perf" ] && command -v python3 >/dev/null; then
+    run_test "perf tools: every tool np=2,3 checked, JSON, -B ceiling, bad options" 300 \
+        bash "$SRC/tests/perf_tools_check.sh" "$BUILD" "$MPIRUN"
+fi
 
 # ---- the simulator (issue 5): closed forms, contention, rule breaks, 768 ranks; chorus_sim ------
 # chorus_sim runs every collective on the two supernode models (shipped files from the source
