@@ -54,6 +54,15 @@ if [ "$(cat "$CACHE/ready" 2>/dev/null)" != "$stamp" ] || ! command -v qemu-syst
     K=$(cat "$CACHE/kernel-version")
 fi
 
+# ---- one guest at a time ----------------------------------------------------------------------
+# Two emulated guests on a small machine starve each other until their commands time out, so a
+# run waits (within its own bound) for the one before it. The lock goes with this process.
+exec 9>>"$CACHE/guest.lock" || die "cannot open $CACHE/guest.lock"
+if ! flock -n 9; then
+    echo "run-in-vm: waiting for another guest to finish (lock $CACHE/guest.lock)" >&2
+    flock -w "$LIMIT" 9 || { echo "run-in-vm: another guest ran for all of ${LIMIT} s" >&2; exit 124; }
+fi
+
 # ---- a private folder per run: concurrent runs do not share anything writable ----------------
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/chorus-rdma-vm.XXXXXX") || die "mktemp failed"
 SHARE=$RUN/share
