@@ -574,18 +574,33 @@ if [ "$QUICK" != 1 ]; then
             have test_fault && run_test "test_fault [TRANSPORT=rdma, rdma-vm: kill, abort, noinit, stuck]" \
                 300 "$VM/run-in-vm.sh" --devices 1 --timeout 280 -- \
                 env CHORUS_TRANSPORT=rdma "$T/test_fault"
-            # MPI only launches and checks here: keep MPICH's UCX off the emulated devices
-            # (its UD endpoints over rxe abort with "unhandled timeout error" when a rank
-            # leaves MPI idle for ~30 s under emulation)
-            vm_mpi=(-genv UCX_TLS tcp,self)
-            # (4 ranks, 2 per device, pass their checks too, but the launch sometimes does not
-            # exit in the guest: not in the suite until that is understood; issue 4)
-            have test_coll && run_test "test_coll np=2 [TRANSPORT=rdma, rxe0 + rxe1, rdma-vm]" 400 \
-                "$VM/run-in-vm.sh" --devices 2 --timeout 380 -- "$MPIRUN" "${vm_mpi[@]}" \
-                -np 1 -env CHORUS_RDMA_HCA rxe0 -env CHORUS_TRANSPORT rdma \
+            # MPI only launches and checks here, and every rank is in the one guest: MPICH's
+            # own traffic goes over shared memory. Not over the emulated devices (UCX's UD
+            # endpoints over rxe abort with "unhandled timeout error" when a rank leaves MPI
+            # idle for ~30 s under emulation), and not over UCX's TCP transport either: under
+            # emulation one rank sometimes spins in MPI_Finalize for good (gdb: in
+            # uct_tcp_iface_progress, the other ranks waiting in the PMI barrier), long after
+            # Chorus has finished and every check has passed.
+            vm_mpi=(-genv UCX_TLS sm,self)
+            # 4 ranks, 2 on each device: every pair over RDMA (forced), across and within devices
+            have test_coll && run_test "test_coll np=4 [TRANSPORT=rdma, 2 on rxe0 + 2 on rxe1, rdma-vm]" 500 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 480 -- "$MPIRUN" "${vm_mpi[@]}" \
+                -np 2 -env CHORUS_RDMA_HCA rxe0 -env CHORUS_TRANSPORT rdma \
                 "$T/test_coll" --quick --no-large : \
-                -np 1 -env CHORUS_RDMA_HCA rxe1 -env CHORUS_TRANSPORT rdma \
+                -np 2 -env CHORUS_RDMA_HCA rxe1 -env CHORUS_TRANSPORT rdma \
                 "$T/test_coll" --quick --no-large
+            # 2 hosts x 2 ranks (host ids a on rxe0, b on rxe1), transport left automatic: shared
+            # memory inside a host, and every rank must choose RDMA between hosts (its info log
+            # line says so) for the node-aware algorithms' network phases
+            have test_coll && run_test "test_coll 2x2 hosts [auto: shm + RDMA between, rxe0/rxe1, rdma-vm]" 500 \
+                "$VM/run-in-vm.sh" --devices 2 --timeout 480 -- bash -c '
+                out=$("$@" 2>&1); rc=$?; printf "%s\n" "$out"; [ $rc -eq 0 ] || exit $rc
+                n=$(grep -c "RDMA between hosts" <<<"$out")
+                if [ "$n" -lt 4 ] || grep -q "TCP between hosts" <<<"$out"; then
+                    echo "expected every rank to choose RDMA between hosts; $n did"; exit 1
+                fi' _ "$MPIRUN" "${vm_mpi[@]}" -genv CHORUS_LOG_LEVEL info \
+                -np 2 -env CHORUS_HOSTID a -env CHORUS_RDMA_HCA rxe0 "$T/test_coll" --quick --no-large : \
+                -np 2 -env CHORUS_HOSTID b -env CHORUS_RDMA_HCA rxe1 "$T/test_coll" --quick --no-large
             # communicators, splits and memory registration over RDMA
             have test_comm && run_test "test_comm np=2 [TRANSPORT=rdma, rxe0 + rxe1, rdma-vm]" 300 \
                 "$VM/run-in-vm.sh" --devices 2 --timeout 280 -- "$MPIRUN" "${vm_mpi[@]}" \

@@ -107,7 +107,9 @@ echo "DEVICES=$DEVICES LIMIT=$LIMIT T0=$(date +%s)" >"$SHARE/config"
 # ---- boot --------------------------------------------------------------------------------------
 # TCG (software emulation): no dependency on /dev/kvm, which cannot always run a stock kernel.
 # No network card: RDMA runs over dummy/veth devices inside the guest. -no-reboot turns the
-# guest's poweroff (or a panic) into qemu exiting.
+# guest's poweroff (or a panic) into qemu exiting. no_timer_check: on a busy host the emulated
+# timer can miss the kernel's IO-APIC timer check, which then panics at boot ("IO-APIC + timer
+# doesn't work!"); the check is for broken hardware timers, not for a slow emulator.
 KERNEL=$CACHE/vmlinux-$K # uncompressed: no slow self-decompression under emulation
 [ -s "$KERNEL" ] || KERNEL=$CACHE/kroot/boot/vmlinuz-$K
 t0=$(date +%s)
@@ -115,7 +117,7 @@ timeout -k 5 "$LIMIT" qemu-system-x86_64 -nodefaults -display none -monitor none
     -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM" -nic none -no-reboot \
     -serial "file:$RUN/console.log" \
     -kernel "$KERNEL" -initrd "$CACHE/initramfs.cpio.gz" \
-    -append "console=ttyS0 loglevel=4 panic=-1 chorus.kver=$K chorus.mods=$CACHE/kroot/lib/modules/$K chorus.share=$SHARE chorus.stage2=$HERE/guest.sh ${CHORUS_RDMA_VM_KARGS:-}" \
+    -append "console=ttyS0 loglevel=4 panic=-1 no_timer_check chorus.kver=$K chorus.mods=$CACHE/kroot/lib/modules/$K chorus.share=$SHARE chorus.stage2=$HERE/guest.sh ${CHORUS_RDMA_VM_KARGS:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
     </dev/null >"$RUN/qemu.log" 2>&1 &
