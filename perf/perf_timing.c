@@ -33,10 +33,12 @@ double perf_now_s(void)
 static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *what,
                       chorus_result_t res)
 {
-    fprintf(stderr, "rank %d: %s(count %zu, %s%s%s) failed: %s: %s\n", x->rank, what, c->count,
+    /* The last-error text starts with the result's name ("remote error: ..."). */
+    const char *text = chorus_get_last_error();
+    fprintf(stderr, "rank %d: %s(count %zu, %s%s%s) failed: %s\n", x->rank, what, c->count,
             perf_type_info[c->type].name, x->coll->has_op ? ", " : "",
-            x->coll->has_op ? perf_op_names[c->op] : "", chorus_get_error_string(res),
-            chorus_get_last_error());
+            x->coll->has_op ? perf_op_names[c->op] : "",
+            text && *text ? text : chorus_get_error_string(res));
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 3);
 }

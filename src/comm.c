@@ -71,16 +71,22 @@ void chorus_comm_fail(chorus_comm_t comm, chorus_result_t res)
     int expected = CHORUS_SUCCESS;
     if (!atomic_compare_exchange_strong(&comm->async_error, &expected, (int)res))
         return;
-    if (comm->shm)
+    /* Whom to blame, as a communicator rank: the peer the network or shared
+     * memory saw fail, else this rank. Both the node-mates (shared memory)
+     * and the other hosts are told, so ranks waiting on this one report the
+     * root cause rather than "rank r gave up". */
+    int blame = comm->net ? comm->net->blame : -1;
+    if (blame < 0 && comm->shm && comm->shm->blame >= 0)
+        blame = comm->shm->blame; /* a communicator rank (shm.h) */
+    if (comm->shm) {
+        if (comm->shm->blame < 0 && blame >= 0) {
+            comm->shm->blame = blame;
+            comm->shm->blame_code = comm->net->blame_code;
+        }
         shm_comm_abort(comm->shm);
-    if (comm->net) {
-        /* Tell the other hosts whom to blame, so ranks waiting on this one
-         * report the root cause rather than "rank r gave up". */
-        int blame = comm->net->blame;
-        if (blame < 0 && comm->shm && comm->shm->blame >= 0)
-            blame = comm->layout.local_ranks[comm->shm->blame];
-        comm->net->ops->fail(comm->net, blame >= 0 ? blame : comm->rank, res);
     }
+    if (comm->net)
+        comm->net->ops->fail(comm->net, blame >= 0 ? blame : comm->rank, res);
 }
 
 static chorus_result_t check_config(const chorus_config_t *config, int *timeout_ms,
@@ -304,6 +310,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
         CHORUS_CHECK(shm_comm_create(&comm->shm, &xg, l->local_rank, l->local_size,
                                      oversubscribed, comm->timeout_ms, &comm->aborted));
         comm->shm->label = comm->label;
+        comm->shm->comm_ranks = l->local_ranks;
     }
     if (use_net) {
         chorus_wait_policy_init(&comm->net_policy, oversubscribed, comm->timeout_ms);

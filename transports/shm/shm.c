@@ -272,7 +272,7 @@ void shm_comm_destroy(struct shm_comm *s)
 void shm_comm_abort(struct shm_comm *s)
 {
     struct shm_ctrl *me = s->ctrl[s->rank];
-    int blame = s->blame >= 0 ? s->blame : s->rank;
+    int blame = s->blame >= 0 ? s->blame : shm_comm_rank(s, s->rank);
     chorus_result_t code = s->blame >= 0 ? s->blame_code : CHORUS_REMOTE_ERROR;
     atomic_store(&me->abort.code, (uint32_t)code);
     atomic_store(&me->abort.blame, (uint32_t)blame + 1);
@@ -351,9 +351,10 @@ static chorus_result_t health_check(void *arg, int timed_out)
     return shm_health(w->s, w->q, w->line_offset, w->target, timed_out);
 }
 
+/* Holds node rank `rank` responsible (kept as its communicator rank). */
 static chorus_result_t blame(struct shm_comm *s, int rank, chorus_result_t code)
 {
-    s->blame = rank;
+    s->blame = shm_comm_rank(s, rank);
     s->blame_code = code;
     return code;
 }
@@ -368,14 +369,15 @@ static chorus_result_t group_timeout(struct shm_comm *s, size_t line_offset, uin
     for (int q = 0; q < s->nranks && n < sizeof names - 16; q++) {
         uint32_t v = atomic_load(&shm_line_at(s->ctrl[q], line_offset)->value);
         if (!chorus_serial_geq(v, target)) {
-            n += (size_t)snprintf(names + n, sizeof names - n, "%s%d", first < 0 ? "" : ",", q);
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%d", first < 0 ? "" : ",",
+                                  shm_comm_rank(s, q));
             if (first < 0)
                 first = q;
             count++;
         }
     }
     CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for %s %s to reach step %u; "
-               "stuck, or not calling the same collective", s->label, s->rank,
+               "stuck, or not calling the same collective", s->label, shm_comm_rank(s, s->rank),
                (long long)(s->policy.timeout_ns / 1000000), count > 1 ? "ranks" : "rank",
                first < 0 ? "?" : names, target);
     return blame(s, first < 0 ? s->rank : first, CHORUS_TIMEOUT);
@@ -392,7 +394,8 @@ chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32
     int gone = exited_rank(s, q >= 0 ? q : s->rank);
     if (gone >= 0) {
         CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d (pid %d) exited while rank %d was waiting "
-                   "for %s", s->label, gone, (int)s->pids[gone], s->rank,
+                   "for %s", s->label, shm_comm_rank(s, gone), (int)s->pids[gone],
+                   shm_comm_rank(s, s->rank),
                    gone == q ? "it" : "a collective to complete");
         return blame(s, gone, CHORUS_REMOTE_ERROR);
     }
@@ -402,33 +405,37 @@ chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32
         uint32_t b = atomic_load(&s->ctrl[r]->abort.blame);
         if (!b)
             continue;
-        int culprit = (int)b - 1;
+        /* culprit is a communicator rank, maybe on another node */
+        int culprit = (int)b - 1, who = shm_comm_rank(s, r);
         chorus_result_t code = (chorus_result_t)atomic_load(&s->ctrl[r]->abort.code);
-        if (culprit == r || culprit < 0 || culprit >= s->nranks) {
+        if (culprit == who || culprit < 0 || (!s->comm_ranks && culprit >= s->nranks)) {
             CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d failed or aborted the communicator",
-                       s->label, r);
+                       s->label, who);
             return blame(s, r, CHORUS_REMOTE_ERROR);
         }
-        if (culprit == s->rank) {
+        if (culprit == shm_comm_rank(s, s->rank)) {
             /* We are the one they gave up on (we were late): to us it is
              * the peer that failed the communicator. */
             CHORUS_ERR(CHORUS_REMOTE_ERROR, "%s: rank %d gave up waiting for this rank (%s); "
-                       "the communicator is unusable", s->label, r,
+                       "the communicator is unusable", s->label, who,
                        chorus_get_error_string(code));
             return blame(s, r, CHORUS_REMOTE_ERROR);
         }
         if (code != CHORUS_TIMEOUT)
             code = CHORUS_REMOTE_ERROR;
-        CHORUS_ERR(code, "%s: rank %d gave up on rank %d (%s); so does rank %d", s->label, r,
-                   culprit, chorus_get_error_string(code), s->rank);
-        return blame(s, culprit, code);
+        CHORUS_ERR(code, "%s: rank %d gave up on rank %d (%s); so does rank %d", s->label, who,
+                   culprit, chorus_get_error_string(code), shm_comm_rank(s, s->rank));
+        s->blame = culprit; /* already a communicator rank */
+        s->blame_code = code;
+        return code;
     }
     if (timed_out) {
         if (q < 0)
             return group_timeout(s, line_offset, target);
         CHORUS_ERR(CHORUS_TIMEOUT, "%s: rank %d waited %lld ms for rank %d to reach step %u; "
-                   "it is stuck or did not call the same collective", s->label, s->rank,
-                   (long long)(s->policy.timeout_ns / 1000000), q, target);
+                   "it is stuck or did not call the same collective", s->label,
+                   shm_comm_rank(s, s->rank), (long long)(s->policy.timeout_ns / 1000000),
+                   shm_comm_rank(s, q), target);
         return blame(s, q, CHORUS_TIMEOUT);
     }
     return CHORUS_SUCCESS;
@@ -508,7 +515,7 @@ chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t re
             chorus_result_t code =
                 e == ESRCH || e == EFAULT ? CHORUS_REMOTE_ERROR : CHORUS_SYSTEM_ERROR;
             CHORUS_ERR(code, "%s: single-copy read of %zu bytes from rank %d failed: %s",
-                       s->label, len, q, e ? strerror(e) : "no progress");
+                       s->label, len, shm_comm_rank(s, q), e ? strerror(e) : "no progress");
             return blame(s, q, code);
         }
         dst += got;

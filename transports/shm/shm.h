@@ -38,8 +38,9 @@ struct shm_meta {
 };
 
 /* Why a rank gave up, so the others report the root cause rather than "some
- * rank failed": blame = 1 + the rank held responsible (the dead or stuck
- * one, or the aborting rank itself), code = the failure seen. */
+ * rank failed": blame = 1 + the communicator rank held responsible (the
+ * dead or stuck one, on this node or another, or the aborting rank itself),
+ * code = the failure seen. */
 struct shm_abort {
     _Atomic uint32_t blame; /* 0: this rank is fine */
     _Atomic uint32_t code;  /* chorus_result_t */
@@ -97,7 +98,12 @@ struct shm_comm {
     uint32_t synced;        /* every peer is known done with this step */
     struct chorus_wait_policy policy;
     _Atomic int *local_abort; /* the communicator's abort flag */
-    int blame;                /* rank held responsible for the last failure seen */
+    /* [nranks] the communicator rank of each node rank, owned by the
+     * communicator; NULL: the same numbers. Error texts and blames speak
+     * communicator ranks: a node level of a node-aware algorithm has its
+     * own numbering, which means nothing to the user. */
+    const int *comm_ranks;
+    int blame;                /* communicator rank held responsible for the last failure */
     chorus_result_t blame_code;
     const char *label;        /* for error texts */
     char err_text[256];
@@ -125,6 +131,12 @@ void shm_comm_destroy(struct shm_comm *s);
 /* Marks this rank failed in its segment (with the blame and code of the last
  * failure it saw, else itself) and wakes every sleeper. */
 void shm_comm_abort(struct shm_comm *s);
+
+/* Node rank r as the user knows it: its communicator rank. */
+static inline int shm_comm_rank(const struct shm_comm *s, int r)
+{
+    return s->comm_ranks && r >= 0 && r < s->nranks ? s->comm_ranks[r] : r;
+}
 
 /* ---- helpers for algorithms ---------------------------------------------- */
 static inline struct shm_line *shm_p2p_head(struct shm_ctrl *c, int q)
