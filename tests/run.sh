@@ -331,6 +331,10 @@ net_tests() {
     run_test "test_coll netns 2x2 rate 1gbit, 64 MiB cases" 300 \
         "$NS/mpirun-nodes.sh" 2 2 --rate 1gbit --timeout 280 -- "$T/test_coll" --quick \
         --large-mib 64 --coll allreduce
+    # kill -9 one rank of a running perf tool (2 nodes x 2 ranks: shared memory inside a node,
+    # TCP between): every other rank fails naming it within 20 s, nothing is left behind
+    [ -x "$BUILD/perf/all_reduce_perf" ] && run_test "perf tools netns 2x2: kill -9 a rank mid-collective" \
+        300 "$NS/kill_rank.sh" --build "$BUILD"
 }
 
 # ---- multi-process tests -------------------------------------------------------------------------
@@ -574,6 +578,17 @@ if [ "$QUICK" != 1 ]; then
             have test_fault && run_test "test_fault [TRANSPORT=rdma, rdma-vm: kill, abort, noinit, stuck]" \
                 300 "$VM/run-in-vm.sh" --devices 1 --timeout 280 -- \
                 env CHORUS_TRANSPORT=rdma "$T/test_fault"
+            # TCP through a faulty network (tc netem on the guest's veth pair; this host's kernel
+            # has no netem): loss, delay, reordering, duplication - results still correct; the
+            # link cut or taken down in the middle of a collective - both ranks fail naming the
+            # other within CHORUS_TIMEOUT_MS + 10 s
+            have test_coll && run_test "net faults over TCP: netem loss/delay/reorder/dup [rdma-vm]" 300 \
+                env NET_FAULTS_TIMEOUT=280 "$SRC/tests/net_faults.sh" "$BUILD" netem
+            for nf_phase in blackhole linkdown; do
+                [ -x "$BUILD/perf/all_reduce_perf" ] && run_test \
+                    "net faults over TCP: $nf_phase in the middle of a collective [rdma-vm]" 300 \
+                    env NET_FAULTS_TIMEOUT=280 "$SRC/tests/net_faults.sh" "$BUILD" $nf_phase
+            done
             # MPI only launches and checks here, and every rank is in the one guest: MPICH's
             # own traffic goes over shared memory. Not over the emulated devices (UCX's UD
             # endpoints over rxe abort with "unhandled timeout error" when a rank leaves MPI
