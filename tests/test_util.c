@@ -16,8 +16,8 @@
 
 int tu_rank = 0;
 int tu_nranks = 1;
-long long tu_checks = 0;
-long long tu_fails = 0;
+_Atomic long long tu_checks = 0; /* atomic: tests check from helper threads too */
+_Atomic long long tu_fails = 0;
 int tu_verbose = 0;
 
 static char case_text[512] = "(no case)";

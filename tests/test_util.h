@@ -26,8 +26,8 @@
 
 extern int tu_rank;         /* MPI_COMM_WORLD rank (0 before tu_init) */
 extern int tu_nranks;       /* MPI_COMM_WORLD size */
-extern long long tu_checks; /* checks made by this rank */
-extern long long tu_fails;  /* failed checks of this rank */
+extern _Atomic long long tu_checks; /* checks made by this rank (any thread) */
+extern _Atomic long long tu_fails;  /* failed checks of this rank (any thread) */
 extern int tu_verbose;      /* TEST_VERBOSE=1 or -v: trace cases */
 
 /* Reads TEST_VERBOSE and the MPI rank/size. Call after MPI_Init. */
