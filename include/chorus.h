@@ -35,7 +35,8 @@ typedef enum {
     CHORUS_INTERNAL_ERROR = 4,   /* a bug in Chorus: please report it */
     CHORUS_REMOTE_ERROR = 5,     /* a peer died, disconnected or reported an error */
     CHORUS_TIMEOUT = 6,          /* a wait exceeded its bound (CHORUS_TIMEOUT_MS) */
-    CHORUS_IN_PROGRESS = 7,      /* a nonblocking operation has not finished yet */
+    CHORUS_IN_PROGRESS = 7,      /* a nonblocking operation has not finished yet (or, as an
+                                    async error, a collective waits for stragglers) */
     CHORUS_NUM_RESULTS
 } chorus_result_t;
 
@@ -125,8 +126,28 @@ chorus_result_t chorus_comm_destroy(chorus_comm_t comm);
 /* Marks comm failed: in-flight and later operations on it (on every rank that
  * can see it) return an error. Safe from another thread. Then call destroy. */
 chorus_result_t chorus_comm_abort(chorus_comm_t comm);
-/* CHORUS_SUCCESS, or the error that broke comm (e.g. a peer died). */
+/* *async_error: CHORUS_SUCCESS, or the error that broke comm (e.g. a peer
+ * died). While comm is healthy but the straggler watchdog (CHORUS_WATCHDOG_MS)
+ * reports ranks holding up its oldest unfinished collective (see
+ * chorus_comm_get_stragglers), *async_error is CHORUS_IN_PROGRESS and
+ * chorus_get_last_error() gives the watchdog's sentence, e.g. "comm ... rank
+ * 0/8: collective #17 (allreduce, 1048576 x float32) waiting 10.0 s: rank 3
+ * has not entered it (it is at #16); 7 ranks have"; back to CHORUS_SUCCESS
+ * once that collective finishes. The call itself returns CHORUS_SUCCESS
+ * unless comm or async_error is invalid. Safe from any thread. */
 chorus_result_t chorus_comm_get_async_error(chorus_comm_t comm, chorus_result_t *async_error);
+/* The straggler watchdog's report (CHORUS_WATCHDOG_MS): when comm's oldest
+ * unfinished collective has waited longer than that, *collective is its
+ * number (1-based count of the collectives called on comm, barrier included,
+ * point-to-point not) and ranks[0..] the ranks that had not entered it at
+ * the watchdog's last check - or did not answer it (dead or stopped) - in
+ * ascending order. *nranks_out is how many there are (it may exceed
+ * max_ranks: only the first max_ranks are stored). Nothing stalled, the
+ * watchdog off, or comm of one rank: *collective = 0, *nranks_out = 0. ranks
+ * may be NULL only with max_ranks == 0. Safe from any thread, also while
+ * another thread waits in that collective. */
+chorus_result_t chorus_comm_get_stragglers(chorus_comm_t comm, uint64_t *collective, int *ranks,
+                                           int max_ranks, int *nranks_out);
 
 /* Advanced: while the calling thread waits inside a blocking Chorus call
  * (a collective, send/recv, chorus_wait), Chorus calls fn(arg) now and then

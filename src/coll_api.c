@@ -15,6 +15,7 @@
 #include "comm.h"
 #include "error.h"
 #include "shm_algos.h"
+#include "watchdog.h"
 
 static const char *const coll_names[] = {
     [COLL_ALLREDUCE] = "allreduce",   [COLL_ALLGATHER] = "allgather",
@@ -209,7 +210,7 @@ chorus_result_t coll_check(chorus_comm_t comm, const struct coll_args *a)
     }
 }
 
-chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
+static chorus_result_t run_op(chorus_comm_t comm, const struct coll_args *a)
 {
     struct shm_comm *s = comm->shm;
     size_t esize = chorus_type_size(a->type);
@@ -271,6 +272,14 @@ out:
     if (res == CHORUS_REMOTE_ERROR || res == CHORUS_TIMEOUT || res == CHORUS_SYSTEM_ERROR ||
         res == CHORUS_INTERNAL_ERROR)
         chorus_comm_fail(comm, res);
+    return res;
+}
+
+chorus_result_t coll_run(chorus_comm_t comm, const struct coll_args *a)
+{
+    watchdog_coll_begin(comm, a);
+    chorus_result_t res = run_op(comm, a);
+    watchdog_coll_end(comm, a->kind);
     return res;
 }
 

@@ -18,6 +18,7 @@
 #include "shm/shm.h"
 #include "transport.h"
 #include "tunables.h"
+#include "watchdog.h"
 
 /* What every rank tells the others at init. */
 struct peer_info {
@@ -26,6 +27,7 @@ struct peer_info {
     int32_t pid;
     int32_t npus;
     int32_t package, numa; /* of its binding, -1 when it spans several */
+    struct watchdog_card watchdog; /* where its straggler watchdog listens */
 };
 
 /* Tunables that change which messages a rank sends: ranks that disagree on
@@ -269,12 +271,21 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     CHORUS_CHECK(comm_tuning_load(comm));
     const struct chorus_node_info *node = chorus_node_info();
     struct peer_info mine = {0, agree_hash(t, comm_tuning_hash(comm)), (int32_t)getpid(),
-                             node->npus, node->package, node->numa};
+                             node->npus, node->package, node->numa, {{0}, {0}}};
     CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
+    watchdog_prepare(comm, id, &mine.watchdog);
     struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
     if (!peers)
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     chorus_result_t res = chorus_bootstrap_allgather(comm->bs, &mine, peers, sizeof mine);
+    if (res == CHORUS_SUCCESS && comm->wd) {
+        struct watchdog_card *cards = calloc((size_t)comm->nranks, sizeof *cards);
+        for (int q = 0; cards && q < comm->nranks; q++)
+            cards[q] = peers[q].watchdog;
+        res = cards ? watchdog_learn(comm, cards)
+                    : CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
+        free(cards);
+    }
     for (int q = 0; res == CHORUS_SUCCESS && q < comm->nranks; q++)
         if (peers[q].agree_hash != mine.agree_hash)
             res = CHORUS_ERR(CHORUS_INVALID_USAGE, "%s: rank %d runs with other CHORUS_ALGO, "
@@ -344,6 +355,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
 
 static void free_comm(chorus_comm_t comm)
 {
+    watchdog_free(comm); /* first: its thread reads the communicator */
     chorus_requests_stop(comm);
     comm_release_registrations(comm);
     if (comm->net)
@@ -399,6 +411,8 @@ chorus_result_t chorus_comm_init_rank_config(chorus_comm_t *out, int nranks,
     pthread_cond_init(&comm->donecond, NULL);
 
     chorus_result_t res = connect_ranks(comm, &id);
+    if (res == CHORUS_SUCCESS)
+        res = watchdog_start(comm);
     if (res != CHORUS_SUCCESS) {
         free_comm(comm);
         return res;
@@ -602,6 +616,7 @@ chorus_result_t chorus_comm_abort(chorus_comm_t comm)
         shm_comm_abort(comm->shm);
     if (comm->net) /* peers on other hosts fail fast instead of timing out */
         comm->net->ops->fail(comm->net, comm->rank, CHORUS_INVALID_USAGE);
+    watchdog_stop(comm); /* returns at once: the thread sleeps on a wake-up descriptor too */
     LOG_INFO("abort", "%s aborted by the application", comm->label);
     return CHORUS_SUCCESS;
 }
@@ -612,6 +627,38 @@ chorus_result_t chorus_comm_get_async_error(chorus_comm_t comm, chorus_result_t 
         return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_async_error: NULL or dead "
                           "comm, or NULL async_error");
     *async_error = (chorus_result_t)atomic_load(&comm->async_error);
+    if (*async_error == CHORUS_SUCCESS) {
+        /* healthy, but a collective may be held up by stragglers: say who */
+        char text[1024];
+        int n;
+        if (watchdog_report(comm, NULL, 0, &n, text, sizeof text) != 0) {
+            *async_error = CHORUS_IN_PROGRESS;
+            chorus_error_restore(text);
+        }
+    }
+    return CHORUS_SUCCESS;
+}
+
+chorus_result_t chorus_comm_get_stragglers(chorus_comm_t comm, uint64_t *collective, int *ranks,
+                                           int max_ranks, int *nranks_out)
+{
+    if (collective)
+        *collective = 0;
+    if (nranks_out)
+        *nranks_out = 0;
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_stragglers: comm is NULL "
+                          "or not a live communicator");
+    if (!collective || !nranks_out)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_stragglers: %s is NULL",
+                          !collective ? "collective" : "nranks_out");
+    if (max_ranks < 0)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_stragglers: max_ranks is "
+                          "%d; it must be >= 0", max_ranks);
+    if (!ranks && max_ranks > 0)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_get_stragglers: ranks is NULL "
+                          "with max_ranks %d (NULL is allowed only with 0)", max_ranks);
+    *collective = watchdog_report(comm, ranks, max_ranks, nranks_out, NULL, 0);
     return CHORUS_SUCCESS;
 }
 

@@ -23,6 +23,7 @@ struct chorus_registration;
 struct topo;
 struct tuner;
 struct tuning;
+struct watchdog;
 
 /* Where the ranks are: grouped by host id, hosts numbered in order of their
  * lowest rank, ranks of a host numbered in rank order. */
@@ -68,6 +69,12 @@ struct chorus_comm {
     size_t hier_tmp_cap;
     _Atomic int aborted;
     _Atomic int async_error; /* chorus_result_t that broke the communicator */
+
+    /* Collectives (not point-to-point) this rank has entered (submitted,
+     * after the argument checks) and finished, and the straggler watchdog
+     * that reports peers left behind (watchdog.c; NULL when off). */
+    _Atomic uint64_t coll_entered, coll_done;
+    struct watchdog *wd;
 
     /* Nonblocking operations run in order on a worker thread (request.c). */
     pthread_mutex_t qlock;

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "log.h"
 #include "wait.h"
+#include "watchdog.h"
 
 struct chorus_request {
     struct coll_args args;
@@ -167,16 +168,21 @@ chorus_result_t coll_submit(chorus_comm_t comm, const struct coll_args *a, choru
     if (reqp)
         *reqp = NULL;
     CHORUS_CHECK(coll_check(comm, a));
-    if (!reqp && atomic_load(&comm->pending) == 0)
+    if (!reqp && atomic_load(&comm->pending) == 0) {
+        watchdog_coll_entered(comm, a->kind);
         return coll_run(comm, a);
+    }
 
     struct chorus_request *req = calloc(1, sizeof *req);
     if (!req)
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     req->args = *a;
     req->comm = comm;
+    watchdog_coll_entered(comm, a->kind); /* before the worker can run it */
     chorus_result_t res = enqueue(comm, req);
     if (res != CHORUS_SUCCESS) {
+        if (watchdog_counts(a->kind)) /* it never entered */
+            atomic_fetch_sub(&comm->coll_entered, 1);
         free(req);
         return res;
     }

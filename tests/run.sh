@@ -548,6 +548,35 @@ else
     fi
 fi
 
+# ---- the straggler watchdog (issue 7; docs/errors.md "Finding a stalled rank") --------------------
+# late ranks reported while the others wait (one host, 2x2 fake hosts, TCP
+# between every pair), one warning per stalled collective in each rank's
+# log, foreign datagrams dropped; and with the watchdog off, nothing.
+if [ -n "$MPIRUN" ] && have test_watchdog; then
+    wd_log=$LOGDIR/watchdog
+    mkdir -p "$wd_log"
+    wd_env=(env CHORUS_WATCHDOG_MS=300 CHORUS_LOG_LEVEL=warn)
+    run_test "test_watchdog np=3 [WATCHDOG_MS=300]" 180 \
+        "${wd_env[@]}" CHORUS_LOG_FILE="$wd_log/np3.%p" "$MPIRUN" -np 3 "$T/test_watchdog"
+    run_test "test_watchdog 2x2 hosts (hostid) [WATCHDOG_MS=300]" 180 \
+        "${wd_env[@]}" CHORUS_LOG_FILE="$wd_log/2x2.%p" \
+        "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_watchdog" : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_watchdog"
+    run_test "test_watchdog np=3 [TRANSPORT=tcp WATCHDOG_MS=300]" 180 \
+        "${wd_env[@]}" CHORUS_TRANSPORT=tcp CHORUS_LOG_FILE="$wd_log/tcp.%p" \
+        "$MPIRUN" -np 3 "$T/test_watchdog"
+    run_test "test_watchdog np=3 --off [WATCHDOG_MS=0]" 120 \
+        env CHORUS_WATCHDOG_MS=0 "$MPIRUN" -np 3 "$T/test_watchdog" --off
+    # real namespaces (one network stack per node; see net_tests)
+    if [ "$QUICK" != 1 ] && [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
+        run_test "test_watchdog netns 2x2 [WATCHDOG_MS=300]" 180 \
+            env CHORUS_WATCHDOG_MS=300 "$SRC/tests/netns/mpirun-nodes.sh" 2 2 --timeout 170 \
+            -- "$T/test_watchdog"
+    fi
+elif [ -n "$MPIRUN" ]; then
+    missing test_watchdog
+fi
+
 # ---- RDMA on soft-RoCE in a qemu guest (issue 4) --------------------------------------------------
 # tests/rdma-vm boots Debian's own kernel (it has rdma_rxe) under qemu over this host's root
 # filesystem: setup.sh installs the packages and caches the kernel (about a second once done),

@@ -112,8 +112,11 @@ int cmpi_error(int coll, struct cmpi_comm *c, MPI_Comm comm, chorus_result_t res
     cmpi_lock();
     if (c) {
         chorus_result_t async = CHORUS_SUCCESS;
+        /* CHORUS_IN_PROGRESS is the watchdog reporting a late rank on a
+         * collective still running: the communicator is healthy. */
         if (c->chorus && (chorus_comm_get_async_error(c->chorus, &async) != CHORUS_SUCCESS ||
-                          async != CHORUS_SUCCESS) && !c->disabled) {
+                          (async != CHORUS_SUCCESS && async != CHORUS_IN_PROGRESS)) &&
+            !c->disabled) {
             c->why = "Chorus failed on this communicator earlier";
             __atomic_store_n(&c->disabled, 1, __ATOMIC_RELEASE);
             broken = 1;
