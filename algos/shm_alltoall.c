@@ -39,7 +39,7 @@ chorus_result_t shm_alltoall(struct shm_comm *s, const void *sendbuf, void *recv
     if (n == 1)
         return CHORUS_SUCCESS;
     /* In place, a peer would read blocks we are overwriting: stage instead. */
-    if (s->cma && block >= s->cma_min && !in_place) {
+    if (shm_single_copy(s, block, block * (size_t)n) && !in_place) {
         uint32_t st = shm_next_step(s);
         CHORUS_CHECK(shm_reserve(s, st));
         s->ctrl[me]->meta[st & 1].addr = (uint64_t)(uintptr_t)send;

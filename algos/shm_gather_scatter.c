@@ -2,8 +2,9 @@
  *
  * Allgather: large blocks move with one copy (the owner publishes its buffer
  * address, readers pull with process_vm_readv, then everyone waits until all
- * reads are done, as the owner's buffer must stay valid); smaller ones go
- * through the owner's workspace in rounds (two copies, pipelined).
+ * reads are done, as the owner's buffer must stay valid); smaller ones, and
+ * whole buffers beyond CHORUS_CMA_MAX, go through the owner's workspace in
+ * rounds (two copies, pipelined, streaming stores).
  * Broadcast always goes through the root's workspace (see below). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -40,7 +41,7 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
         chorus_copy(recv + (size_t)me * block, mine_src, block, stream);
     if (n == 1)
         return CHORUS_SUCCESS;
-    if (s->cma && block >= s->cma_min) {
+    if (shm_single_copy(s, block, block * (size_t)n)) {
         uint32_t st = shm_next_step(s);
         CHORUS_CHECK(shm_reserve(s, st));
         s->ctrl[me]->meta[st & 1].addr = (uint64_t)(uintptr_t)mine_src;

@@ -385,6 +385,9 @@ else
         run_test "test_coll np=2 --quick [CMA_MIN=0 SHM_SMALL=1M]" 300 \
             env CHORUS_CMA_MIN=0 CHORUS_SHM_SMALL=1M \
             "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 16 --seed 13
+        # allgather/alltoall switching from single copy to the workspace at 1 MiB
+        run_test "test_coll np=3 --quick [CMA_MAX=1M]" 300 \
+            env CHORUS_CMA_MAX=1M "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --seed 29
         run_test "test_coll np=5 --quick" 300 \
             "$MPIRUN" -np 5 "$T/test_coll" --quick --no-large --seed 17
         # on split communicators (3 + 2 and 2 + 2 ranks), both halves at once

@@ -153,6 +153,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange
     s->p2p_slot = round_up(t->SHM_P2P_SLOT < 4096 ? 4096 : t->SHM_P2P_SLOT, 4096);
     s->small = t->SHM_SMALL;
     s->cma_min = t->CMA_MIN;
+    s->cma_max = t->CMA_MAX;
     s->local_abort = local_abort;
     s->blame = -1;
     s->seg_bytes = ctrl_bytes(nranks) + 2 * s->chunk +

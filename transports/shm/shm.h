@@ -84,6 +84,7 @@ struct shm_comm {
     size_t p2p_slot;  /* bytes per eager slot, header included */
     size_t small;     /* one-shot allreduce threshold */
     size_t cma_min;   /* single copy from this many bytes per peer */
+    size_t cma_max;   /* allgather/alltoall: single copy up to this whole buffer (0: any) */
     int cma;          /* every rank can process_vm_readv every other */
     int oversubscribed; /* more ranks than cores on this node */
     struct shm_ctrl **ctrl; /* [nranks], ctrl[rank] is mine */
@@ -131,6 +132,13 @@ void shm_comm_destroy(struct shm_comm *s);
 /* Marks this rank failed in its segment (with the blame and code of the last
  * failure it saw, else itself) and wakes every sleeper. */
 void shm_comm_abort(struct shm_comm *s);
+
+/* Whether allgather/alltoall move blocks of `block` bytes (the whole buffer
+ * `total`) by single copy; every rank decides alike from the same sizes. */
+static inline int shm_single_copy(const struct shm_comm *s, size_t block, size_t total)
+{
+    return s->cma && block >= s->cma_min && (s->cma_max == 0 || total <= s->cma_max);
+}
 
 /* Node rank r as the user knows it: its communicator rank. */
 static inline int shm_comm_rank(const struct shm_comm *s, int r)
