@@ -452,6 +452,22 @@ else
                     -c "$ip_c" -b 8 -e 1M -f 16 -i 20 -W 0.1
             done
         fi
+        # MPICH's own collective tests (third-party, unmodified: Debian's MPICH
+        # source, fetched once into a cache), plain and preloaded, with the
+        # interposer's counts; a machine that cannot download it skips them,
+        # CI (CI set) must not
+        ip_name="MPICH test suite coll/ subset, plain and LD_PRELOAD"
+        "$SRC/tests/mpich_testsuite.sh" --fetch-only "$BUILD" >"$LOGDIR/mpich-fetch.log" 2>&1
+        ip_rc=$?
+        if [ "$ip_rc" -eq 0 ]; then
+            run_test "$ip_name" 900 env MPIRUN="$MPIRUN" "$SRC/tests/mpich_testsuite.sh" "$BUILD"
+        elif [ "$ip_rc" -eq 77 ] && [ -z "${CI:-}" ]; then
+            { [ -n "$FILTER" ] && ! [[ $ip_name =~ $FILTER ]]; } ||
+                printf 'SKIP  %-58s (%s)\n' "$ip_name" \
+                    "cannot download MPICH's source from deb.debian.org: $(tail -n 1 "$LOGDIR/mpich-fetch.log")"
+        else
+            record "$ip_name" 1 "$(tail -n 5 "$LOGDIR/mpich-fetch.log")"
+        fi
     else
         record "test_mpi_interpose (MPI interposer)" 1 \
             "test_mpi_interpose, test_mpi_interpose_plain or $ip_lib was not built"

@@ -21,9 +21,13 @@
  *   - MPIX_C_FLOAT16 sums (which MPICH itself cannot do);
  *   - MPI keeps progressing while a collective waits (a large send started
  *     before it completes), blocking and nonblocking;
- *   - fallbacks (derived datatypes, user ops, MPI_BAND, MPI_SHORT sums, a
- *     pair type with a hole, an inter-communicator) take the MPI path and
- *     stay right;
+ *   - dense derived datatypes (contiguous, a packed struct) run on Chorus as
+ *     bytes, also when ranks describe the same data with different types
+ *     (a contiguous type on some ranks, MPI_INT on others; a zero-size type
+ *     against a count of 0, in place too: MPICH's alltoallw_zeros);
+ *   - fallbacks (non-dense derived datatypes, user ops, MPI_BAND, MPI_SHORT
+ *     sums, a pair type with a hole, an inter-communicator) take the MPI
+ *     path and stay right;
  *   - a Chorus failure (alltoallv counts that disagree) becomes an MPI error
  *     through the communicator's error handler, with Chorus' text;
  *   - communicators freed (one with an operation in flight) leave no file
@@ -514,6 +518,12 @@ static void ref_move(int which, const void *sb, int scount, MPI_Datatype st, voi
     ref_wait(&r);
 }
 
+/* Set while ranks mix a zero-size type x k with a count of 0: MPICH 4.0.2's
+ * own allgather (at least) hangs then (ranks with a count of 0 return at
+ * once, the others wait for them), so case_move takes no PMPI reference:
+ * nothing moves, the receive buffer must keep its bytes. */
+static int no_empty_ref;
+
 /* One data-movement case. count is per rank (per peer for alltoall, the
  * unit of the alltoallv counts, the whole message for bcast) in receive
  * elements; the send side uses scount elements of st (same bytes). */
@@ -565,8 +575,16 @@ static void case_move(MPI_Comm comm, const char *cname, int which, MPI_Datatype 
         fill_bytes(out, rbytes, me, case_no);
         memcpy(ref, out, rbytes);
     }
-    /* the reference: out of place, the same data */
-    if (inplace && which == M_ALLGATHER) {
+    /* the reference: out of place, the same data (none when no_empty_ref is
+     * set: nothing moves, so the receive buffer must keep its bytes) */
+    if (no_empty_ref) {
+        if (inplace && which == M_ALLGATHER) {
+            memcpy(ref + (size_t)me * (size_t)rcount * rext, sb, sbytes);
+        } else if (inplace && (which == M_ALLTOALL || which == M_ALLTOALLV)) {
+            fill_bytes(out, rbytes, me, case_no + 77);
+            memcpy(ref, out, rbytes);
+        }
+    } else if (inplace && which == M_ALLGATHER) {
         memcpy(ref + (size_t)me * (size_t)rcount * rext, sb, sbytes);
         ref_move(which, sb, scount, st, ref, rcount, rt, &v, root, comm);
     } else if (inplace && (which == M_ALLTOALL || which == M_ALLTOALLV)) {
@@ -879,6 +897,83 @@ static void half_precision(void)
 #endif
 }
 
+/* ---- dense derived datatypes ------------------------------------------------------------ */
+
+/* Dense datatypes (lower bound 0, extent == true extent == size, or size 0)
+ * move as bytes on Chorus whichever type a rank passes, so ranks that
+ * describe the same data differently agree on the path: each rank picks its
+ * send and receive types by its rank (same type signature everywhere). */
+static void dense_types(MPI_Comm comm, const char *cname)
+{
+    if (comm == MPI_COMM_NULL)
+        return;
+    int me, n;
+    PMPI_Comm_rank(comm, &me);
+    PMPI_Comm_size(comm, &n);
+    MPI_Datatype c3, zero, pair;
+    PMPI_Type_contiguous(3, MPI_INT, &c3); /* 12 bytes */
+    PMPI_Type_commit(&c3);
+    PMPI_Type_contiguous(0, MPI_INT, &zero); /* 0 bytes */
+    PMPI_Type_commit(&zero);
+    int bl[2] = {1, 1};
+    MPI_Aint disp[2] = {0, sizeof(int)};
+    MPI_Datatype members[2] = {MPI_INT, MPI_INT};
+    PMPI_Type_create_struct(2, bl, disp, members, &pair); /* 2 ints, no hole: dense */
+    PMPI_Type_commit(&pair);
+    const int cnt[] = {0, 1, 5};
+    for (int which = 0; which < 4; which++)
+        for (int ci = 0; ci < 3; ci++)
+            for (int inplace = 0; inplace < 2; inplace++)
+                for (int mode = 0; mode < 3; mode++) {
+                    if (inplace && which == M_BCAST)
+                        continue;
+                    if (mode == 2 && ci != 2)
+                        continue;
+                    int c = cnt[ci], root = which == M_BCAST && ci % 2 ? n - 1 : 0;
+                    int path = chorus_path();
+                    /* the same derived type everywhere */
+                    case_move(comm, cname, which, c3, c, c3, c, inplace, 0, root, mode, path);
+                    /* 3c ints: c3 x c on even ranks, MPI_INT x 3c on odd ones;
+                     * the send side the other way round (out of place) */
+                    if (me % 2)
+                        case_move(comm, cname, which, c3, c, MPI_INT, 3 * c, inplace, 0, root,
+                                  mode, path);
+                    else
+                        case_move(comm, cname, which, MPI_INT, 3 * c, c3, c, inplace, 0, root,
+                                  mode, path);
+                    /* 2c ints: a packed struct of 2 ints x c on ranks 0, 3, 6...,
+                     * MPI_INT x 2c elsewhere */
+                    if (me % 3 == 0)
+                        case_move(comm, cname, which, pair, c, pair, c, inplace, 0, root, mode,
+                                  path);
+                    else
+                        case_move(comm, cname, which, MPI_INT, 2 * c, MPI_INT, 2 * c, inplace, 0,
+                                  root, mode, path);
+                    /* nothing at all: a zero-size type x (c + 2) on even ranks, MPI_INT
+                     * x 0 on odd ones (MPICH's alltoallw_zeros, in place included).
+                     * MPICH itself hangs on some of these (no_empty_ref): only with
+                     * the interposer, which runs them on Chorus */
+                    if (!get_counts)
+                        continue;
+                    no_empty_ref = 1;
+                    if (me % 2 == 0)
+                        case_move(comm, cname, which, zero, c + 2, zero, c + 2, inplace, 0,
+                                  root, mode, path);
+                    else
+                        case_move(comm, cname, which, MPI_INT, 0, MPI_INT, 0, inplace, 0, root,
+                                  mode, path);
+                    no_empty_ref = 0;
+                }
+    /* alltoallv with negative displacements, mixed types */
+    if (me % 2)
+        case_move(comm, cname, M_ALLTOALLV, c3, 2, MPI_INT, 6, 0, 1, 0, 0, chorus_path());
+    else
+        case_move(comm, cname, M_ALLTOALLV, MPI_INT, 6, c3, 2, 0, 1, 0, 0, chorus_path());
+    PMPI_Type_free(&c3);
+    PMPI_Type_free(&zero);
+    PMPI_Type_free(&pair);
+}
+
 /* ---- what goes to MPI ---------------------------------------------------------------- */
 
 static void user_sum(void *in, void *inout, int *len, MPI_Datatype *dt)
@@ -903,15 +998,16 @@ static void fallbacks(void)
     PMPI_Comm_rank(comm, &me);
     PMPI_Comm_size(comm, &n);
     int path = get_counts ? PATH_MPI : PATH_ANY;
-    MPI_Datatype contig, vec;
-    PMPI_Type_contiguous(3, MPI_INT, &contig);
-    PMPI_Type_commit(&contig);
+    MPI_Datatype resized, vec;
+    PMPI_Type_create_resized(MPI_INT, 0, 8, &resized); /* an int, then a 4-byte hole */
+    PMPI_Type_commit(&resized);
     PMPI_Type_vector(4, 1, 2, MPI_INT, &vec);
     PMPI_Type_commit(&vec);
-    /* derived datatypes: contiguous and vector */
-    case_move(comm, "fallback", M_BCAST, contig, 0, contig, 10, 0, 0, n - 1, 0, path);
+    /* non-dense derived datatypes: vector, resized (dense ones: dense_types) */
+    case_move(comm, "fallback", M_BCAST, resized, 0, resized, 10, 0, 0, n - 1, 0, path);
     case_move(comm, "fallback", M_ALLGATHER, vec, 3, vec, 3, 0, 0, 0, 0, path);
-    case_move(comm, "fallback", M_ALLTOALL, contig, 2, contig, 2, 0, 0, 0, 1, path);
+    case_move(comm, "fallback", M_ALLTOALL, resized, 2, resized, 2, 0, 0, 0, 1, path);
+    case_move(comm, "fallback", M_ALLTOALLV, vec, 2, vec, 2, 0, 0, 0, 0, path);
     /* a pair type with a hole between its members (size 12, extent 16) */
     case_move(comm, "fallback", M_BCAST, MPI_DOUBLE_INT, 0, MPI_DOUBLE_INT, 9, 0, 0, 0, 0, path);
     case_move(comm, "fallback", M_ALLTOALLV, MPI_DOUBLE_INT, 2, MPI_DOUBLE_INT, 2, 0, 0, 0, 0,
@@ -995,7 +1091,7 @@ static void fallbacks(void)
     }
     PMPI_Op_free(&usum);
     PMPI_Op_free(&ufirst);
-    PMPI_Type_free(&contig);
+    PMPI_Type_free(&resized);
     PMPI_Type_free(&vec);
 
     /* an inter-communicator between the two halves of the world */
@@ -1175,6 +1271,24 @@ static void tunables_check(void)
     case_move(comm, "tunables", M_BCAST, MPI_INT, 0, MPI_INT, 100, 0, 0, 0, 0, PATH_CHORUS);
     case_move(comm, "tunables", M_BCAST, MPI_INT, 0, MPI_INT, 100, 0, 0, 0, 2, PATH_CHORUS);
     case_move(comm, "tunables", M_ALLTOALL, MPI_INT, 0, MPI_INT, 100, 0, 0, 0, 0, PATH_MPI);
+    /* the size range counts bytes, whichever dense type a rank passes: a
+     * contiguous type of 4 ints on even ranks, MPI_INT on odd ones */
+    MPI_Datatype c4;
+    PMPI_Type_contiguous(4, MPI_INT, &c4);
+    PMPI_Type_commit(&c4);
+    static const struct {
+        int c4s, path; /* c4 elements (x 16 bytes) */
+    } sized[] = {{3, PATH_MPI}, {4, PATH_CHORUS}, {4096, PATH_CHORUS}, {4097, PATH_MPI}};
+    for (size_t k = 0; k < sizeof sized / sizeof sized[0]; k++)
+        for (int mode = 0; mode < 3; mode += 2) {
+            if (tu_rank % 2)
+                case_move(comm, "tunables", M_BCAST, MPI_INT, 0, MPI_INT, 4 * sized[k].c4s, 0, 0,
+                          0, mode, sized[k].path);
+            else
+                case_move(comm, "tunables", M_BCAST, c4, 0, c4, sized[k].c4s, 0, 0, 0, mode,
+                          sized[k].path);
+        }
+    PMPI_Type_free(&c4);
     case_reduction(comm, "tunables", R_REDUCE, &rtypes[T_INT], 0, 100, 0, 0, 0, PATH_MPI);
     counts_t before;
     snap(&before);
@@ -1238,12 +1352,15 @@ int main(int argc, char **argv)
         /* first: MPICH needs the sender's progress for a first large transfer */
         progress();
         sweep(MPI_COMM_WORLD, "world", 1, 1);
+        dense_types(MPI_COMM_WORLD, "world dense types");
         MPI_Comm dup, split, created = MPI_COMM_NULL;
         PMPI_Comm_dup(MPI_COMM_WORLD, &dup);
         sweep(dup, "dup", 0, 0);
         /* even and odd ranks, reversed order: sizes n/2 rounded up and down */
         PMPI_Comm_split(MPI_COMM_WORLD, me % 2, -me, &split);
         sweep(split, "split", 0, 0);
+        if (!opt_quick)
+            dense_types(split, "split dense types");
         /* a group of the first n-1 ranks (n > 1) */
         MPI_Group wg, g;
         PMPI_Comm_group(MPI_COMM_WORLD, &wg);

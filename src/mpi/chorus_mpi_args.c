@@ -1,8 +1,11 @@
 /* chorus_mpi_args.c - translates the arguments of an MPI collective into one
  * Chorus call, or says why Chorus cannot do exactly what MPI was asked.
  *
- * Data movement runs on bytes (CHORUS_UINT8), so a send type and a receive
- * type that differ but describe the same bytes work. MPI_IN_PLACE maps to
+ * Data movement runs on bytes (CHORUS_UINT8): count elements of a dense
+ * datatype (chorus_mpi_types.c) are count * size bytes, so a send type and a
+ * receive type that differ but describe the same bytes work, and so do
+ * ranks that pass different dense types (size 0 included) for the same data;
+ * sizes for CHORUS_MPI_MIN/MAX_BYTES are in bytes too. MPI_IN_PLACE maps to
  * Chorus' in-place conventions (chorus.h); MPI's in-place
  * reduce_scatter_block wants the result at the start of recvbuf, where
  * Chorus leaves it in the rank's slice: a move after the operation fixes
@@ -10,6 +13,7 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,13 +131,17 @@ static const char *blocks(const void *sendbuf, int sendcount, MPI_Datatype sendt
     const char *why = cmpi_bytes_type(recvtype, &rsize);
     if (why)
         return why;
-    *block = (size_t)recvcount * rsize;
+    if (mul((size_t)recvcount, rsize, block))
+        return too_big;
     if (sendbuf == MPI_IN_PLACE)
         return NULL;
     why = cmpi_bytes_type(sendtype, &ssize);
     if (why)
         return why;
-    if ((size_t)sendcount * ssize != *block)
+    size_t sblock;
+    if (mul((size_t)sendcount, ssize, &sblock))
+        return too_big;
+    if (sblock != *block)
         return "send and receive blocks differ in size (MPI reports it)";
     return NULL;
 }
@@ -175,7 +183,10 @@ const char *cmpi_args_alltoall(struct cmpi_args *a, const void *sendbuf, int sen
 /* One side of an alltoallv in bytes: counts[i] * esize and displs[i] * esize
  * relative to a base that is moved down to the lowest block when a
  * displacement is negative (MPI allows that; Chorus' displacements are
- * unsigned). Returns the base offset in *shift (<= 0), or a reason. */
+ * unsigned). esize is the dense datatype's size, which is also its extent
+ * (the unit of MPI's displacements); when it is 0 every count and
+ * displacement is 0 bytes (only multiplications here). Returns the base
+ * offset in *shift (<= 0), or a reason. */
 static const char *v_side(int size, const int *counts, const int *displs, size_t esize,
                           size_t *ocounts, size_t *odispls, ptrdiff_t *shift)
 {
@@ -186,11 +197,14 @@ static const char *v_side(int size, const int *counts, const int *displs, size_t
         if (displs[i] < lowest)
             lowest = displs[i];
     }
-    for (int i = 0; i < size; i++) {
-        ocounts[i] = (size_t)counts[i] * esize;
-        odispls[i] = (size_t)((long long)displs[i] - lowest) * esize;
-    }
-    *shift = (ptrdiff_t)(lowest * (long long)esize);
+    for (int i = 0; i < size; i++)
+        if (mul((size_t)counts[i], esize, &ocounts[i]) ||
+            mul((size_t)((long long)displs[i] - lowest), esize, &odispls[i]))
+            return too_big;
+    size_t down;
+    if (mul((size_t)-lowest, esize, &down) || down > PTRDIFF_MAX)
+        return too_big;
+    *shift = -(ptrdiff_t)down;
     return NULL;
 }
 
@@ -248,7 +262,8 @@ const char *cmpi_args_bcast(struct cmpi_args *a, void *buffer, int count, MPI_Da
         return why;
     if (root < 0 || root >= size)
         return "root out of range (MPI reports it)";
-    a->count = (size_t)count * esize;
+    if (mul((size_t)count, esize, &a->count))
+        return too_big;
     a->sendbuf = buffer;
     a->recvbuf = buffer;
     a->root = root;

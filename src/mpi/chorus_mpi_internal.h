@@ -110,8 +110,11 @@ void cmpi_unlock(void);
 const char *cmpi_reduce_type(MPI_Datatype dt, chorus_datatype_t *out);
 /* MPI_SUM/PROD/MIN/MAX: NULL and *out, or the reason. */
 const char *cmpi_reduce_op(MPI_Op op, chorus_op_t *out);
-/* A predefined datatype whose elements are contiguous bytes (size ==
- * extent, lower bound 0), for data movement: NULL and *size, or the reason. */
+/* A dense datatype, predefined or derived, for data movement: its elements
+ * are contiguous bytes (lower bound and true lower bound 0, extent == true
+ * extent == size) or its size is 0: NULL and *size (may be 0), or the
+ * reason. Depends only on whether dt is dense, not on which type it is, so
+ * ranks that pass different dense types for the same data agree. */
 const char *cmpi_bytes_type(MPI_Datatype dt, size_t *size);
 
 /* ---- arguments (chorus_mpi_args.c) -------------------------------------------- */

@@ -8,15 +8,24 @@
  * reductions; short, long double, complex, bool and the pair types have no
  * Chorus equivalent: MPI keeps those.
  *
- * Data movement (allgather, alltoall(v), bcast): any predefined datatype
- * whose elements are plain contiguous bytes (size == extent, lower bound 0)
- * moves as bytes. Derived datatypes always go to MPI, even contiguous ones:
- * MPI lets ranks describe the same data with different datatypes, and a
- * rank's choice must not decide alone where the call runs. */
+ * Data movement (allgather, alltoall(v), bcast): any dense datatype,
+ * predefined or derived, moves as bytes: one whose elements are plain
+ * contiguous bytes (lower bound and true lower bound 0, extent == true
+ * extent == size), so that count elements are exactly count * size bytes
+ * from the buffer's start. A datatype of size 0 is dense whatever its
+ * layout: it moves nothing. MPI lets ranks describe the same data with
+ * different datatypes (MPI_INT x 6 on one rank, a contiguous type of 3
+ * MPI_INT x 2 on another, or a zero-size type against a count of 0); since
+ * the decision depends only on whether the type is dense, never on which
+ * one it is, those ranks agree. Non-dense types (vectors, pair types with a
+ * hole, resized types) go to MPI; a rank that describes the same data with
+ * a non-dense type while another uses a dense one would disagree: a known
+ * limit (docs/mpi-interposer.md). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chorus_mpi_internal.h"
 
@@ -113,15 +122,24 @@ const char *cmpi_bytes_type(MPI_Datatype dt, size_t *size)
     if (dt == MPI_DATATYPE_NULL ||
         PMPI_Type_get_envelope(dt, &ni, &na, &nd, &combiner) != MPI_SUCCESS)
         return "datatype is not valid";
-    if (combiner != MPI_COMBINER_NAMED)
-        return "datatype is derived, not predefined";
-    int sz;
-    MPI_Aint lb, extent;
-    if (PMPI_Type_size(dt, &sz) != MPI_SUCCESS ||
-        PMPI_Type_get_extent(dt, &lb, &extent) != MPI_SUCCESS)
+    MPI_Count sz, lb, extent, tlb, textent;
+    if (PMPI_Type_size_x(dt, &sz) != MPI_SUCCESS ||
+        PMPI_Type_get_extent_x(dt, &lb, &extent) != MPI_SUCCESS ||
+        PMPI_Type_get_true_extent_x(dt, &tlb, &textent) != MPI_SUCCESS)
         return "datatype is not valid";
-    if (sz <= 0 || lb != 0 || extent != (MPI_Aint)sz)
-        return "datatype is not contiguous (size != extent), e.g. a pair type";
+    if (sz == MPI_UNDEFINED || sz < 0)
+        return "datatype size does not fit an MPI_Count";
+    if (sz == 0) { /* moves nothing, whatever its layout */
+        *size = 0;
+        return NULL;
+    }
+    if (lb != 0 || tlb != 0 || extent != sz || textent != sz)
+        return combiner == MPI_COMBINER_NAMED
+                   ? "datatype is not dense (lower bound != 0 or extent != size), e.g. a "
+                     "pair type"
+                   : "datatype is derived and not dense (lower bound != 0 or extent != size)";
+    if ((unsigned long long)sz > SIZE_MAX)
+        return "datatype size overflows size_t";
     *size = (size_t)sz;
     return NULL;
 }
