@@ -42,13 +42,16 @@
 #   --nodes N       nodes (default 2)      --ppn K   ranks per node (default 2)
 #   --bound S       survivors must report within S seconds of the kill (default 20)
 #   --delay S       seconds between the first row of the table and the kill (default 1)
-#   --hold-ms MS    how long MPI_Abort is held (default 3000)
+#   --hold-ms MS    how long MPI_Abort is held (default 6000)
 #   --timeout S     bound on one case's mpiexec (default 180)
 #   -k, --keep      keep the logs (printed path) even when everything passed
 #
 # Default cases: all_reduce_perf:2 (a rank on the other node than rank 0),
 # all_reduce_perf:1 (rank 0's node-mate), all_gather_perf:3, alltoall_perf:1,
-# reduce_scatter_perf:2, broadcast_perf:0 (the root), reduce_perf:3. No
+# reduce_scatter_perf:2, reduce_perf:3. Not broadcast_perf:0 (the root): the
+# non-roots run ahead of the root between its sends, into the perf tool's own
+# MPI calls, and when the root dies there MPI (UCX: "Endpoint timeout") ends
+# them before Chorus can (seen in CI); run it by hand to see Chorus' side. No
 # ":plain" case by default: when the first MPI_Abort ends the job, Hydra
 # sometimes drops the survivors' last lines (seen once in ~5 plain runs: exit
 # 3 and no failure line at all), which says nothing about Chorus.
@@ -84,7 +87,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#cases[@]} -gt 0 ] || cases=(all_reduce_perf:2 all_reduce_perf:1 all_gather_perf:3
-    alltoall_perf:1 reduce_scatter_perf:2 broadcast_perf:0 reduce_perf:3)
+    alltoall_perf:1 reduce_scatter_perf:2 reduce_perf:3)
 NRANKS=$((NODES * PPN))
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "kill_rank.sh: no build directory" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "kill_rank.sh: needs root (network namespaces): skipped"; exit 77; }
