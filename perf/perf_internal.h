@@ -131,6 +131,10 @@ void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_C
                     double secs[V_COUNT]);
 /* Combines the ranks' secs per -a; every rank gets the result. */
 void perf_aggregate_times(const perf_ctx_t *x, double secs[V_COUNT]);
+/* In-place allreduce of the sweep's bookkeeping (int32, uint64 or float64;
+ * sum, min or max): over MPI with -m 1, over Chorus with -m 0 (see
+ * perf_timing.c). A failure aborts every rank (exit status 3). */
+void perf_agree(const perf_ctx_t *x, void *buf, int n, chorus_datatype_t type, chorus_op_t op);
 
 /* ---- the memory ceiling (perf_membw.c) ------------------------------------- */
 

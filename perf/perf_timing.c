@@ -43,6 +43,46 @@ static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *wha
     MPI_Abort(MPI_COMM_WORLD, 3);
 }
 
+/* ---- the sweep's own agreement between ranks ----------------------------- */
+/* Warm-up length, times and error counts are agreed between sizes. With -m 1
+ * through MPI, the referee both libraries are timed against. With -m 0
+ * through Chorus: then a rank can only ever be inside Chorus when a peer
+ * dies, and Chorus names the dead rank, where MPI (UCX) may wait for it for
+ * good or end the job with its own error (tests/netns/kill_rank.sh). */
+static void agree_failed(const perf_ctx_t *x, const char *what, chorus_result_t res)
+{
+    const char *text = chorus_get_last_error();
+    fprintf(stderr, "rank %d: %s (the sweep's bookkeeping) failed: %s\n", x->rank, what,
+            text && *text ? text : chorus_get_error_string(res));
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
+void perf_agree(const perf_ctx_t *x, void *buf, int n, chorus_datatype_t type, chorus_op_t op)
+{
+    if (x->opt.mpi) {
+        MPI_Datatype mt = type == CHORUS_FLOAT64 ? MPI_DOUBLE
+                          : type == CHORUS_UINT64 ? MPI_UNSIGNED_LONG_LONG : MPI_INT;
+        MPI_Op mo = op == CHORUS_MAX ? MPI_MAX : op == CHORUS_MIN ? MPI_MIN : MPI_SUM;
+        MPI_Allreduce(MPI_IN_PLACE, buf, n, mt, mo, MPI_COMM_WORLD);
+        return;
+    }
+    chorus_result_t res = chorus_allreduce(buf, buf, (size_t)n, type, op, x->comm);
+    if (res != CHORUS_SUCCESS)
+        agree_failed(x, "chorus_allreduce", res);
+}
+
+static void agree_barrier(const perf_ctx_t *x)
+{
+    if (x->opt.mpi) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        return;
+    }
+    chorus_result_t res = chorus_barrier(x->comm);
+    if (res != CHORUS_SUCCESS)
+        agree_failed(x, "chorus_barrier", res);
+}
+
 void perf_run_variant(const perf_ctx_t *x, const perf_case_t *c, int v)
 {
     size_t ts = c->type_size;
@@ -76,7 +116,8 @@ static int settle_calls(const perf_ctx_t *x, double warm_secs_per_iter)
     double t;
     if (x->opt.warmup == 0)
         return 1;
-    MPI_Allreduce(&warm_secs_per_iter, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    t = warm_secs_per_iter;
+    perf_agree(x, &t, 1, CHORUS_FLOAT64, CHORUS_MAX);
     if (t >= PERF_SYNC_CALL_BELOW_S)
         return 0;
     double calls = t > 0 ? PERF_SETTLE_S / t : PERF_SETTLE_MAX_CALLS;
@@ -91,7 +132,7 @@ static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *se
 {
     int w = x->opt.warmup, more = w > 0, total = 0;
     double t0 = perf_now_s(), t = 0;
-    MPI_Barrier(MPI_COMM_WORLD);
+    agree_barrier(x);
     while (more) {
         double t1 = perf_now_s();
         for (int k = 0; k < w; k++)
@@ -100,7 +141,8 @@ static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *se
         double t2 = perf_now_s();
         t = (t2 - t1) / w;
         int mine = t2 - t0 < PERF_WARMUP_MIN_S && total < PERF_WARMUP_MAX_CALLS;
-        MPI_Allreduce(&mine, &more, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        more = mine;
+        perf_agree(x, &more, 1, CHORUS_INT32, CHORUS_MAX);
     }
     *secs_per_iter = t > *secs_per_iter ? t : *secs_per_iter;
 }
@@ -109,10 +151,15 @@ static void warm_up(const perf_ctx_t *x, const perf_case_t *c, int v, double *se
  * busy-polls, and when ranks outnumber cores the processes that spun in it
  * are then held back by the scheduler for several milliseconds, which would
  * slow whatever runs next; Chorus' barrier yields and leaves no such trace. */
-static void perf_block_barrier(const perf_case_t *c, int v)
+static void perf_block_barrier(const perf_ctx_t *x, const perf_case_t *c, int v)
 {
-    if (v == V_MPI || chorus_barrier(c->comm) != CHORUS_SUCCESS)
+    if (v == V_MPI) {
         MPI_Barrier(MPI_COMM_WORLD);
+        return;
+    }
+    chorus_result_t res = chorus_barrier(c->comm);
+    if (res != CHORUS_SUCCESS) /* a peer is gone: MPI_Barrier could wait for it for good */
+        agree_failed(x, "chorus_barrier", res);
 }
 
 /* Per-iteration seconds of each variant on this rank (0 if not run). */
@@ -136,7 +183,7 @@ void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_C
             int v = (r + k) % V_COUNT; /* rotate who goes first */
             if (!run[v])
                 continue;
-            perf_block_barrier(c, v);
+            perf_block_barrier(x, c, v);
             for (int k2 = 0; k2 < settle[v]; k2++)
                 perf_run_variant(x, c, v);
             double t0 = perf_now_s();
@@ -152,14 +199,14 @@ void perf_time_case(const perf_ctx_t *x, const perf_case_t *c, const int run[V_C
 void perf_aggregate_times(const perf_ctx_t *x, double secs[V_COUNT])
 {
     double out[V_COUNT];
+    for (int v = 0; v < V_COUNT; v++) /* rank 0's: the others contribute 0 to a sum */
+        out[v] = x->opt.agg == AGG_RANK0 ? (x->rank == 0 ? secs[v] : 0) : secs[v];
     switch (x->opt.agg) {
-    case AGG_RANK0:
-        MPI_Bcast(secs, V_COUNT, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-        return;
-    case AGG_MIN: MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD); break;
-    case AGG_MAX: MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); break;
+    case AGG_MIN: perf_agree(x, out, V_COUNT, CHORUS_FLOAT64, CHORUS_MIN); break;
+    case AGG_MAX: perf_agree(x, out, V_COUNT, CHORUS_FLOAT64, CHORUS_MAX); break;
+    case AGG_RANK0: perf_agree(x, out, V_COUNT, CHORUS_FLOAT64, CHORUS_SUM); break;
     default:
-        MPI_Allreduce(secs, out, V_COUNT, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        perf_agree(x, out, V_COUNT, CHORUS_FLOAT64, CHORUS_SUM);
         for (int v = 0; v < V_COUNT; v++)
             out[v] /= x->nranks;
         break;

@@ -4,7 +4,8 @@
 # Usage: tests/perf_tools_check.sh BUILD_DIR MPIRUN
 #
 # Every tool on 2 and 3 ranks over a small checked sweep (exit status 0, "Wrong values : 0 OK",
-# one table row per size, the MPI columns filled), the JSON file parses, and the memory probe
+# one table row per size, the MPI columns filled), the JSON file parses, -m 0 with every -a
+# (the sweep's bookkeeping then goes through Chorus), and the memory probe
 # (-B) prints its rates, a positive ceiling and a %ceil row per large size. Bad options are
 # refused with status 2. No speed is asserted: the numbers are the benchmark's business.
 set -u
@@ -36,6 +37,18 @@ EOF
     done
 done
 echo "every tool on 2 and 3 ranks: checked sweeps pass"
+
+# -m 0: the sweep's bookkeeping (warm-up agreement, times by every -a, error counts) goes
+# through Chorus instead of MPI
+for a in 0 1 2 3; do
+    out=$TMP/m0.$a.txt
+    "$MPIRUN" -np 3 "$P/all_reduce_perf" -b 8 -e 64K -f 8 -n 3 -m 0 -a $a >"$out" 2>&1 ||
+        fail "all_reduce_perf -m 0 -a $a: exit status $?"
+    grep -q '^# Wrong values *: 0 OK' "$out" || fail "all_reduce_perf -m 0 -a $a: no '0 OK' line"
+    rows=$(grep -cE '^ +[0-9]+ +[0-9]+ +float ' "$out")
+    [ "$rows" -eq 5 ] || fail "all_reduce_perf -m 0 -a $a: $rows table rows, expected 5"
+done
+echo "-m 0 (bookkeeping over Chorus) with every -a"
 
 # the memory probe and its ceiling
 out=$TMP/probe.txt json=$TMP/probe.json
