@@ -42,9 +42,11 @@ t_start=$(date +%s)
 now() { date +%s.%N; }
 
 # kill every process of session $1 (a test and whatever it started)
+# (zombies are not counted: they are dead already and hold nothing; when a killed process's
+# parent dies with it, they wait for PID 1 to reap them, which some containers' PID 1 never does)
 kill_session() {
     local left
-    left=$(ps -eo pid=,sid= | awk -v s="$1" '$2 == s { print $1 }')
+    left=$(ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }')
     [ -n "$left" ] && kill -KILL $left 2>/dev/null
     echo "$left"
 }
@@ -85,9 +87,12 @@ run_test() {
     current_session=
     # leftovers of this test's session
     local left
+    local what
+    what=$(ps -o pid=,stat=,args= -s "$pid" 2>/dev/null) # what they were, for the log
     left=$(kill_session "$pid")
     if [ -n "$left" ]; then
         echo "run.sh: killed leftover processes of this test:" $left >>"$log"
+        printf '%s\n' "$what" | sed 's/^/run.sh:   /' >>"$log"
         [ "$rc" -eq 0 ] && rc=99
     fi
     local dt
