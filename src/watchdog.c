@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "bootstrap_msg.h"
+#include "byteorder.h"
 #include "comm.h"
 #include "error.h"
 #include "log.h"
@@ -102,30 +103,6 @@ struct watchdog {
     int *report_ranks; /* [nranks] */
     char report_text[TEXT_CAP];
 };
-
-/* ---- bytes ------------------------------------------------------------------ */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
 
 static int64_t now_ms(void) { return chorus_now_ns() / 1000000; }
 

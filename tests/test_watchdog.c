@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include <mpi.h>
+#include "byteorder.h"
 #include "chorus.h"
 #include "socket.h"
 #include "test_util.h"
@@ -442,22 +443,6 @@ static void test_bad_args(chorus_comm_t c)
 }
 
 /* ---- foreign datagrams ------------------------------------------------------------------ */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
 
 /* A well-formed query of this communicator, from rank `from`, with a MAC
  * nobody computed. */
