@@ -9,10 +9,14 @@ and fails unless
   - each log has at least two "epoch N loss X" lines, every loss finite, and
     the last loss below 90% of the first (the loss falls);
   - both runs wrote the same number of parameters (more than zero), equal
-    within |a - b| <= atol + rtol * |b|.
+    within |a - b| <= atol + rtol * |b|;
+  - where a run also wrote other ranks' parameters (DIR/A.params.rank<r>, as
+    ddp_train.py --out does), every rank's equal rank 0's exactly: data
+    parallelism keeps identical replicas.
 Plain Python, no numpy: it also runs where only the C example is tested.
 """
 import argparse
+import glob
 import math
 import re
 import sys
@@ -53,6 +57,21 @@ def main():
             ok = False
     pa = params("%s/%s.params" % (args.dir, args.a))
     pb = params("%s/%s.params" % (args.dir, args.b))
+    for name, p0 in ((args.a, pa), (args.b, pb)):
+        others = sorted(glob.glob("%s/%s.params.rank*" % (glob.escape(args.dir), glob.escape(name))))
+        same = 0
+        for path in others:
+            pr = params(path)
+            differ = sum(1 for x, y in zip(pr, p0) if not x == y) + abs(len(pr) - len(p0))
+            if differ or not p0:
+                print("FAIL %s: %s differs from rank 0's parameters in %d of %d values"
+                      % (name, path.rsplit("/", 1)[-1], differ, len(p0)))
+                ok = False
+            else:
+                same += 1
+        if others:
+            print("%s: %d of %d other ranks' parameters identical to rank 0's"
+                  % (name, same, len(others)))
     if not pa or len(pa) != len(pb):
         print("FAIL: %d parameters in %s, %d in %s" % (len(pa), args.a, len(pb), args.b))
         return 1

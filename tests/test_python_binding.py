@@ -9,32 +9,70 @@ time runs out, and exits 0 only if every rank passed. Each rank runs every
 collective, blocking and nonblocking, in place and out of place, on numpy
 arrays of every numpy-representable Chorus type and on torch tensors of
 every torch type (when torch is installed), with every op; then the
-unique-id path, split, and the errors (bad dtype, non-contiguous, wrong
-sizes, bad op, bad root, counts that disagree between ranks). Expected
+unique-id path, init_from_env with torchrun's variables (and the LOCAL_RANK
+cross-check), split, torch.distributed.ReduceOp members, the DDP hook's
+results and failures (a failing request must fail its future, not hang it),
+and the errors (bad dtype, non-contiguous, wrong sizes, bad op, bad or
+non-integer root/peer/counts, counts that disagree between ranks). Expected
 values are computed here from every rank's inputs, not hard-coded.
+
+The root's port is reserved, not just chosen: see reserve_port().
 """
+import errno
 import gc
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import types
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # ---- launcher -----------------------------------------------------------------------
-def launch(np_, timeout):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+# Exit status of rank 0 when it cannot listen on the root port: launch() retries
+# on this status only.
+EXIT_PORT_IN_USE = errno.EADDRINUSE
+
+
+def reserve_port():
+    """A socket bound to a free port, SO_REUSEADDR, never listening; keep it
+    open until the ranks have joined. Binding and closing a socket to choose
+    a port leaves a window in which another process may take the port before
+    rank 0 listens (seen: "Address already in use"); while this socket holds
+    it the kernel gives it to nobody else, but Chorus' root (which sets
+    SO_REUSEADDR) can still listen there."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def launch(np_, timeout, attempts=3):
+    deadline = time.time() + timeout
+    for attempt in range(1, attempts + 1):
+        with reserve_port() as res:
+            port = res.getsockname()[1]
+            rc = launch_once(np_, port, deadline)
+        if rc != EXIT_PORT_IN_USE:
+            break
+        print("launcher: port %d was taken before rank 0 could listen on it (attempt %d of %d)%s"
+              % (port, attempt, attempts, "; starting again on another port"
+                 if attempt < attempts else ""), flush=True)
+    print("launcher: %d ranks, %s" % (np_, "all passed" if rc == 0 else "FAILED (exit %d)" % rc))
+    return rc
+
+
+def launch_once(np_, port, deadline):
     procs = []
     for r in range(np_):
         env = dict(os.environ, CHORUS_ROOT_ADDR="127.0.0.1:%d" % port, CHORUS_RANK=str(r),
                    CHORUS_NRANKS=str(np_), CHORUS_PYTEST_WORKER="1")
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__)] + sys.argv[1:],
                                       env=env))
-    deadline = time.time() + timeout
     rc = 0
     while procs and time.time() < deadline:
         for p in list(procs):
@@ -47,12 +85,11 @@ def launch(np_, timeout):
         time.sleep(0.05)
     if procs:
         print("launcher: %s; killing the remaining ranks" % ("a rank failed" if rc else
-                                                             "timed out after %d s" % timeout))
+                                                             "timed out"))
         for p in procs:
             p.kill()
             p.wait()
         rc = rc or 1
-    print("launcher: %d ranks, %s" % (np_, "all passed" if rc == 0 else "FAILED (exit %d)" % rc))
     return rc
 
 
@@ -66,7 +103,13 @@ def worker():
         torch = None
     import chorus
 
-    comm = chorus.init_from_env()
+    try:
+        comm = chorus.init_from_env()
+    except chorus.ChorusError as e:
+        if os.environ.get("CHORUS_RANK") == "0" and "Address already in use" in str(e):
+            print("rank 0: %s" % e, flush=True)
+            return EXIT_PORT_IN_USE
+        raise
     R, N = comm.rank, comm.size
     failures = []
     counts = {"checks": 0}
@@ -202,7 +245,7 @@ def worker():
             out = empty(kind, t, n)
             comm.broadcast(make(kind, t, data if R == root else [0] * n), root, out=out)
             same(out, data, t, "broadcast %s %s root %d out of place" % (kind, t, root))
-            for op in ("sum", "max"):
+            for op in OPS:
                 cols = [[val(r, i, op) for r in range(N)] for i in range(n)]
                 want = reduce_ref(op, cols, t)
                 a = make(kind, t, [val(R, i, op) for i in range(n)])
@@ -326,6 +369,201 @@ def worker():
         same(comm.iallreduce(t_, "avg").wait().reshape(-1), [(N + 1) / 2] * 15, "bfloat16",
              "iallreduce bfloat16 tensor avg")
 
+    # -- nonblocking on every kind and type: each collective (every op), all in flight at
+    #    once, completed in reverse order --
+    n = 29
+    for kind, t in kinds:
+        pend = []  # (request, expected or None off root, what)
+        for op in OPS:
+            cols = [[val(r, i, op) for r in range(N)] for i in range(n)]
+            pend.append((comm.iallreduce(make(kind, t, [val(R, i, op) for i in range(n)]), op),
+                         reduce_ref(op, cols, t), "iallreduce %s %s %s" % (kind, t, op)))
+        pend.append((comm.iallgather(empty(kind, t, N * n), make(kind, t, [val(R, i, "sum")
+                                                                          for i in range(n)])),
+                     [val(r, i, "sum") for r in range(N) for i in range(n)],
+                     "iallgather %s %s" % (kind, t)))
+        pend.append((comm.ialltoall(make(kind, t, [(10 * R + p + i % 3) % 100 for p in range(N)
+                                                    for i in range(n)])),
+                     [(10 * q + R + i % 3) % 100 for q in range(N) for i in range(n)],
+                     "ialltoall %s %s in place" % (kind, t)))
+        for op in ("min", "avg"):
+            big = [[val(r, i, op) for i in range(N * n)] for r in range(N)]
+            pend.append((comm.ireduce_scatter(empty(kind, t, n), make(kind, t, big[R]), op),
+                         reduce_ref(op, [[big[r][R * n + i] for r in range(N)] for i in range(n)],
+                                    t), "ireduce_scatter %s %s %s" % (kind, t, op)))
+        data = [val(N - 1, i, "sum") for i in range(n)]
+        pend.append((comm.ibroadcast(make(kind, t, data if R == N - 1 else [0] * n), root=N - 1),
+                     data, "ibroadcast %s %s" % (kind, t)))
+        for op in ("prod", "avg", "min"):
+            cols = [[val(r, i, op) for r in range(N)] for i in range(n)]
+            pend.append((comm.ireduce(make(kind, t, [val(R, i, op) for i in range(n)]), root=0,
+                                      op=op),
+                         reduce_ref(op, cols, t) if R == 0 else None,
+                         "ireduce %s %s %s" % (kind, t, op)))
+        ins = [1 + (R + p) % 2 for p in range(N)]
+        outs = [1 + (p + R) % 2 for p in range(N)]
+        pend.append((comm.ialltoallv(empty(kind, t, sum(outs)),
+                                     make(kind, t, [R * 10 + p for p in range(N)
+                                                    for _ in range(ins[p])]), outs, ins),
+                     [q * 10 + R for q in range(N) for _ in range(outs[q])],
+                     "ialltoallv %s %s" % (kind, t)))
+        for req, want, what in reversed(pend):
+            got = req.wait()
+            if want is None:
+                check(got is None, what + ": None off root")
+            else:
+                same(got.reshape(-1), want, t, what)
+
+    # -- torch.distributed.ReduceOp members (and look-alikes of other torch versions) --
+    fake_ops = [("sum", types.SimpleNamespace(name="SUM")),                 # torch < 1.13, >= 2
+                ("min", types.SimpleNamespace(op=types.SimpleNamespace(name="MIN")))]  # 1.13
+    if torch is not None:
+        import torch.distributed as tdist
+        RO = tdist.ReduceOp
+        fake_ops += [("sum", RO.SUM), ("prod", RO.PRODUCT), ("min", RO.MIN), ("max", RO.MAX),
+                     ("avg", RO.AVG)]
+        if hasattr(RO, "RedOpType"):
+            fake_ops += [("max", RO.RedOpType.MAX), ("avg", RO.RedOpType.AVG)]
+    for name, member in fake_ops:
+        cols = [[val(r, i, name) for r in range(N)] for i in range(7)]
+        for kind, t in (("numpy", "int32"), ("torch", "float32")):
+            if kind == "torch" and torch is None:
+                continue
+            a = make(kind, t, [val(R, i, name) for i in range(7)])
+            comm.allreduce(a, op=member)
+            same(a, reduce_ref(name, cols, t), t, "allreduce %s op=%r (%s)" % (kind, member, name))
+        a = make("numpy", "float64", [val(R, i, name) for i in range(7)])
+        same(comm.iallreduce(a, member).wait(), reduce_ref(name, cols, "float64"), "float64",
+             "iallreduce op=%r (%s)" % (member, name))
+        big = [[val(r, i, name) for i in range(N * 3)] for r in range(N)]
+        same(comm.reduce_scatter(np.zeros(3), np.array(big[R], np.float64), member),
+             reduce_ref(name, [[big[r][R * 3 + i] for r in range(N)] for i in range(3)],
+                        "float64"), "float64", "reduce_scatter op=%r (%s)" % (member, name))
+
+    # -- init_from_env with torchrun's variables (MASTER_ADDR, MASTER_PORT, RANK,
+    #    WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), and the LOCAL_RANK cross-check --
+    def torchrun_comm(local_rank, local_world_size):
+        """A communicator made by init_from_env from torchrun's variables only, ranks
+        reversed (RANK must be read); returns it and the warnings it gave."""
+        port = np.zeros(1, np.int64)
+        res = None
+        if R == 0:
+            res = reserve_port()  # rank 0 of the new communicator is our last rank
+            port[0] = res.getsockname()[1]
+        comm.broadcast(port, root=0)
+        saved = {k: os.environ.pop(k, None) for k in ("CHORUS_ROOT_ADDR", "CHORUS_RANK",
+                                                      "CHORUS_NRANKS")}
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(int(port[0])),
+                          RANK=str(N - 1 - R), WORLD_SIZE=str(N), LOCAL_RANK=local_rank,
+                          LOCAL_WORLD_SIZE=local_world_size)
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                c = chorus.init_from_env()
+        finally:
+            for k in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+                      "LOCAL_WORLD_SIZE"):
+                os.environ.pop(k, None)
+            os.environ.update({k: v for k, v in saved.items() if v is not None})
+        comm.barrier()  # every rank has joined: the reservation can go
+        if res is not None:
+            res.close()
+        return c, [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+
+    c3, warned = torchrun_comm(str(N - 1 - R), str(N))
+    check(c3.rank == N - 1 - R and c3.size == N, "init_from_env (torchrun variables): rank %d "
+          "of %d, want %d of %d" % (c3.rank, c3.size, N - 1 - R, N))
+    a = np.array([c3.rank], np.int64)
+    same(c3.allgather(np.zeros(N, np.int64), a), list(range(N)), "int64",
+         "allgather on the torchrun-variables communicator")
+    check(not warned, "LOCAL_RANK consistent with the host: no warning (got %r)" % warned)
+    c3.destroy()
+    # every rank on this host, but LOCAL_WORLD_SIZE says the node has one more
+    c3, warned = torchrun_comm(str(N - 1 - R), str(N + 1))
+    if c3.rank == 0:  # the lowest rank of the host speaks for it
+        check(len(warned) == 1 and "LOCAL_WORLD_SIZE" in warned[0] and "network" in warned[0],
+              "LOCAL_WORLD_SIZE larger than the ranks on this host: one warning (got %r)" % warned)
+    else:
+        check(not warned, "LOCAL_WORLD_SIZE mismatch: warned by the host's first rank only")
+    c3.destroy()
+    c3, warned = torchrun_comm("x" if R == 0 else "0", "1")  # junk, and several agents per host
+    if R == 0:
+        check(any("LOCAL_RANK='x'" in w for w in warned), "LOCAL_RANK=x: a warning (got %r)"
+              % warned)
+    else:
+        check(not warned, "several torchrun agents on one host: no warning (got %r)" % warned)
+    c3.allreduce(np.ones(2))
+    c3.destroy()
+
+    # -- the DDP communication hook: results, and failures that complete the future --
+    if torch is not None:
+        import chorus.torch_hooks as hooks
+
+        class Bucket:
+            def __init__(self, t):
+                self.t = t
+
+            def buffer(self):
+                return self.t
+
+        def outcome(fut, timeout=20):
+            """("value", v) / ("error", e), or ("hung", None): waited in a thread so that
+            a future nobody completes fails the test instead of hanging it."""
+            box = {}
+
+            def w():
+                try:
+                    box["value"] = fut.wait()
+                except BaseException as e:  # noqa: BLE001
+                    box["error"] = e
+            th = threading.Thread(target=w, daemon=True)
+            th.start()
+            th.join(timeout)
+            return next(iter(box.items())) if box else ("hung", None)
+
+        state = hooks.ChorusHookState(comm)
+        kind_, v = outcome(hooks.allreduce_hook(state, Bucket(torch.full((1000,), R + 1.0))))
+        check(kind_ == "value" and torch.equal(v, torch.full((1000,), (N + 1) / 2)),
+              "DDP hook averages the bucket (%s)" % kind_)
+
+        class FailingComm:
+            """iallreduce returns a real request that fails when it runs: alltoallv
+            counts that disagree between ranks (INVALID_USAGE on every rank)."""
+            def iallreduce(self, tensor, op):
+                sc, rc = [1] * N, [1] * N
+                if R == 0:
+                    sc[N - 1] = 2
+                return comm.ialltoallv(np.zeros(N + 1, np.float32), np.zeros(N + 1, np.float32),
+                                       rc, sc)
+        bad = hooks.ChorusHookState(FailingComm())
+        kind_, e = outcome(hooks.allreduce_hook(bad, Bucket(torch.zeros(4))))
+        check(kind_ == "error" and isinstance(e, chorus.ChorusError)
+              and e.code == chorus.INVALID_USAGE,
+              "DDP hook: a request that fails fails its future (%s: %r)" % (kind_, e))
+
+        class BrokenRequest:
+            def wait(self):
+                raise RuntimeError("not a ChorusError")
+        fut = torch.futures.Future()
+        state.submit(BrokenRequest(), fut, torch.zeros(1))
+        kind_, e = outcome(fut)
+        check(kind_ == "error" and "not a ChorusError" in str(e),
+              "DDP hook: any exception while waiting fails the future (%s: %r)" % (kind_, e))
+        kind_, v = outcome(hooks.allreduce_hook(state, Bucket(torch.full((8,), float(R)))))
+        check(kind_ == "value" and torch.equal(v, torch.full((8,), (N - 1) / 2)),
+              "DDP hook: the waiter thread survives a failure (%s)" % kind_)
+
+        dead = comm.split(0)
+        dead.destroy()
+        kind_, e = outcome(hooks.allreduce_hook(hooks.ChorusHookState(dead), Bucket(torch.ones(2))))
+        check(kind_ == "error" and "destroyed" in str(e),
+              "DDP hook: an allreduce that cannot start fails the future (%s: %r)" % (kind_, e))
+        state.close()
+        kind_, e = outcome(hooks.allreduce_hook(state, Bucket(torch.ones(2))))
+        check(kind_ == "error" and "closed" in str(e),
+              "DDP hook after close(): a failed future, not a pending one (%s: %r)" % (kind_, e))
+        bad.close()
+
     # -- errors --
     def raises(fn, what, code=chorus.INVALID_ARGUMENT, text=None, value_error=True):
         try:
@@ -369,6 +607,38 @@ def worker():
     raises(lambda: comm.alltoallv(np.zeros(2, np.float32), np.zeros(9 * N, np.float32),
                                   [3] * N, [3] * N), "alltoallv splits past the end", text="reach")
     raises(lambda: chorus.init_rank(N, b"short", R), "a short unique id", text="bytes")
+    raises(lambda: chorus.init_rank(N, bytes(128), 0.5), "init_rank: rank 0.5", text="rank")
+    # ranks and counts must be integers: 0.7 must not quietly become rank 0
+    x4 = np.zeros(4, np.float32)
+    raises(lambda: comm.broadcast(x4, root=0.7), "broadcast root 0.7", text="root")
+    raises(lambda: comm.broadcast(x4, root="0"), "broadcast root '0'", text="root")
+    raises(lambda: comm.broadcast(x4, root=True), "broadcast root True", text="bool")
+    raises(lambda: comm.broadcast(x4, root=2 ** 32), "broadcast root 2**32", text="out of range")
+    raises(lambda: comm.ireduce(x4, root=0.0), "ireduce root 0.0", text="root")
+    raises(lambda: comm.send(x4, 1.5), "send peer 1.5", text="peer")
+    raises(lambda: comm.recv(x4, None), "recv peer None", text="peer")
+    raises(lambda: comm.sendrecv(x4, 0.5, np.zeros(4, np.float32), 0), "sendrecv dest 0.5",
+           text="dest")
+    raises(lambda: comm.split(0.5), "split color 0.5", text="color")
+    raises(lambda: comm.alltoallv(np.zeros(4 * N), np.zeros(4 * N), [1.5] * N),
+           "alltoallv split 1.5", text="output_split_sizes[0]")
+    raises(lambda: comm.alltoallv(np.zeros(4 * N), np.zeros(4 * N), ["a"] * N),
+           "alltoallv split 'a'", text="output_split_sizes[0]")
+    raises(lambda: comm.alltoallv(np.zeros(4 * N), np.zeros(4 * N), 4), "alltoallv splits 4",
+           text="sequence")
+    raises(lambda: comm.alltoallv(np.zeros(4 * N), np.zeros(4 * N), [1] * N,
+                                  output_offsets=[0.0] * N), "alltoallv offsets 0.0",
+           text="output_offsets[0]")
+    # integer scalars of numpy and torch are integers
+    b = np.full(3, float(R))
+    comm.broadcast(b, root=np.int64(N - 1))
+    same(b, [N - 1] * 3, "float64", "broadcast root numpy int64")
+    if torch is not None:
+        b = np.full(3, float(R))
+        comm.broadcast(b, root=torch.tensor(N - 1))
+        same(b, [N - 1] * 3, "float64", "broadcast root 0-d integer tensor")
+        raises(lambda: comm.allreduce(torch.zeros(4), op=torch.distributed.ReduceOp.BAND),
+               "ReduceOp.BAND", text="BAND")
     if torch is not None:
         raises(lambda: comm.allreduce(torch.zeros(4, dtype=torch.bool)), "torch bool", text="bool")
         raises(lambda: comm.allreduce(torch.zeros(4, dtype=torch.int16)), "torch int16")

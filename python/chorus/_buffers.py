@@ -2,10 +2,13 @@
 
 No data is copied: Chorus reads and writes the array's own memory, so the
 array must be one contiguous block (C order) in host memory, and an output
-must be writable. numpy and torch are never imported here: an object is
-recognised only if its module is already loaded (whoever made the array
-imported it).
+must be writable: checked for numpy arrays (flags.writeable); a torch tensor
+has no such flag, so a tensor made by torch.from_numpy() over a read-only
+array cannot be told apart (docs/python.md). numpy and torch are never
+imported here: an object is recognised only if its module is already loaded
+(whoever made the array imported it).
 """
+import operator
 import sys
 
 from .errors import ChorusArgumentError
@@ -16,17 +19,59 @@ TYPE_NAMES = ["int8", "uint8", "int32", "uint32", "int64", "uint64", "float16", 
               "float32", "float64"]
 _BY_NAME = {name: code for code, name in enumerate(TYPE_NAMES)}
 
-# chorus_op_t values, by name; torch.distributed.ReduceOp members map by their name
+# chorus_op_t values, by name. torch.distributed.ReduceOp members map by their
+# name, never by their number (torch numbers them differently: its AVG is 1,
+# Chorus' 1 is PROD).
 OPS = {"sum": 0, "prod": 1, "product": 1, "min": 2, "max": 3, "avg": 4, "mean": 4}
 
 
+def _op_name(op):
+    """The name of a torch.distributed.ReduceOp member, or None.
+
+    torch < 1.13: ReduceOp.SUM is a pybind11 enum value with .name.
+    torch 1.13: ReduceOp.SUM is a ReduceOp instance holding the enum value in
+    .op (RedOpType.SUM, with .name); the instance itself has no .name.
+    torch >= 2.0: ReduceOp.SUM is the RedOpType value itself (.name).
+    """
+    for _ in range(3):  # ReduceOp -> RedOpType -> (nothing further)
+        name = getattr(op, "name", None)
+        if isinstance(name, str):
+            return name
+        inner = getattr(op, "op", None)
+        if inner is None or inner is op:
+            return None
+        op = inner
+    return None
+
+
 def op_code(op, call):
-    name = op if isinstance(op, str) else getattr(op, "name", None) or str(op).rsplit(".", 1)[-1]
-    code = OPS.get(str(name).lower())
+    name = op if isinstance(op, str) else _op_name(op)
+    code = OPS.get(name.lower()) if name is not None else None
     if code is None:
-        raise ChorusArgumentError("unknown reduction op %r (use one of sum, prod, min, max, avg)"
-                                  % (op,), call)
+        what = repr(op) if name is None or isinstance(op, str) else "%r (%s)" % (op, name)
+        raise ChorusArgumentError("unknown reduction op %s (use one of sum, prod, min, max, avg, "
+                                  "or torch.distributed.ReduceOp.SUM/PRODUCT/MIN/MAX/AVG)" % what,
+                                  call)
     return code
+
+
+INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def as_int(value, what, call, lo=INT_MIN, hi=INT_MAX):
+    """value as a Python int if it is an integer (int, numpy or torch integer
+    scalar) within [lo, hi] (default: a C int); ChorusArgumentError otherwise
+    (0.7 must not silently become rank 0, nor 2**32 wrap around)."""
+    if isinstance(value, bool):
+        raise ChorusArgumentError("%s must be an integer, not a bool (%r)" % (what, value), call)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ChorusArgumentError("%s must be an integer, not %s %r"
+                                  % (what, type(value).__name__, value), call) from None
+    if not lo <= v <= hi:
+        raise ChorusArgumentError("%s %d is out of range (%d..%d)" % (what, v, lo, hi), call)
+    return v
 
 
 class Buffer:

@@ -12,7 +12,7 @@ import threading
 import weakref
 
 from . import _lib
-from ._buffers import as_buffer, op_code, same_type
+from ._buffers import as_buffer, as_int, op_code, same_type
 from .errors import ChorusArgumentError, ChorusError, INVALID_USAGE, IN_PROGRESS, SUCCESS, check
 
 
@@ -117,7 +117,13 @@ class _Call:
 
 
 def _sizes(values, n, what, call):
-    vals = [int(v) for v in values]
+    try:
+        values = list(values)
+    except TypeError:  # not iterable
+        raise ChorusArgumentError("%s must be a sequence of %d integers, not %s"
+                                  % (what, n, type(values).__name__), call) from None
+    vals = [as_int(v, "%s[%d]" % (what, k), call, lo=-2 ** 63, hi=2 ** 63 - 1)
+            for k, v in enumerate(values)]
     if len(vals) != n or any(v < 0 for v in vals):
         raise ChorusArgumentError("%s needs %d non-negative values, got %r" % (what, n, values), call)
     return (ctypes.c_size_t * n)(*vals), vals
@@ -177,10 +183,12 @@ class Communicator:
     def split(self, color, key=None):
         """Collective: ranks with the same color form a new communicator
         (ordered by key, then rank); color < 0 joins none (returns None)."""
-        h = self._handle("chorus_comm_split")
+        call = "chorus_comm_split"
+        color = as_int(color, "color", call)
+        key = self.rank if key is None else as_int(key, "key", call)
+        h = self._handle(call)
         out = ctypes.c_void_p()
-        check(_lib.lib().chorus_comm_split(h, int(color), self.rank if key is None else int(key),
-                                           ctypes.byref(out)), "chorus_comm_split")
+        check(_lib.lib().chorus_comm_split(h, color, key, ctypes.byref(out)), call)
         return Communicator(out.value) if out.value else None
 
     # ---- running a prepared call ---------------------------------------------
@@ -282,15 +290,17 @@ class Communicator:
 
     def _p_broadcast(self, tensor, root, out):
         call = "broadcast"
+        root = as_int(root, "root", call)
         s = as_buffer(tensor, "tensor", call, output=out is None)
         r = s if out is None else as_buffer(out, "out", call, output=True)
         same_type(s, r, call)
         if r.count != s.count:
             raise ChorusArgumentError("out has %d elements, tensor %d" % (r.count, s.count), call)
-        return _Call(call, [s.ptr, r.ptr, s.count, s.type, int(root)], (s, r), r.obj)
+        return _Call(call, [s.ptr, r.ptr, s.count, s.type, root], (s, r), r.obj)
 
     def _p_reduce(self, tensor, root, op, out):
         call = "reduce"
+        root = as_int(root, "root", call)
         s = as_buffer(tensor, "tensor", call, output=out is None and self.rank == root)
         if out is None:
             r = s if self.rank == root else None
@@ -302,7 +312,7 @@ class Communicator:
                                           call)
         rptr = r.ptr if r is not None else (s.ptr if out is None else None)
         result = (out if out is not None else tensor) if self.rank == root else None
-        return _Call(call, [s.ptr, rptr, s.count, s.type, op_code(op, call), int(root)], (s, r),
+        return _Call(call, [s.ptr, rptr, s.count, s.type, op_code(op, call), root], (s, r),
                      result)
 
     # ---- blocking collectives ------------------------------------------------
@@ -346,20 +356,24 @@ class Communicator:
         check(_lib.lib().chorus_barrier(h), "chorus_barrier")
 
     def send(self, tensor, peer):
+        peer = as_int(peer, "peer", "send")
         s = as_buffer(tensor, "tensor", "send")
-        self._run(_Call("send", [s.ptr, s.count, s.type, int(peer)], (s,), None))
+        self._run(_Call("send", [s.ptr, s.count, s.type, peer], (s,), None))
 
     def recv(self, tensor, peer):
+        peer = as_int(peer, "peer", "recv")
         r = as_buffer(tensor, "tensor", "recv", output=True)
-        return self._run(_Call("recv", [r.ptr, r.count, r.type, int(peer)], (r,), tensor))
+        return self._run(_Call("recv", [r.ptr, r.count, r.type, peer], (r,), tensor))
 
     def sendrecv(self, send_tensor, dest, recv_tensor, source):
         """Sends to dest and receives from source at once (no deadlock between pairs)."""
+        dest = as_int(dest, "dest", "sendrecv")
+        source = as_int(source, "source", "sendrecv")
         s = as_buffer(send_tensor, "send_tensor", "sendrecv")
         r = as_buffer(recv_tensor, "recv_tensor", "sendrecv", output=True)
         same_type(s, r, "sendrecv")
-        return self._run(_Call("sendrecv", [s.ptr, s.count, int(dest), r.ptr, r.count,
-                                            int(source), s.type], (s, r), recv_tensor))
+        return self._run(_Call("sendrecv", [s.ptr, s.count, dest, r.ptr, r.count, source, s.type],
+                               (s, r), recv_tensor))
 
     # ---- nonblocking: same arguments, return a Request -------------------------
     def iallreduce(self, tensor, op="sum", out=None):

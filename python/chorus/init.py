@@ -3,9 +3,12 @@ variables, or from an existing torch.distributed process group."""
 import ctypes
 import itertools
 import os
+import socket
 import sys
+import warnings
 
 from . import _lib
+from ._buffers import INT64, as_int
 from .comm import Communicator
 from .errors import ChorusArgumentError, ChorusError, REMOTE_ERROR, check
 
@@ -27,10 +30,12 @@ def init_rank(nranks, uid, rank):
     if len(uid) != _lib.UNIQUE_ID_BYTES:
         raise ChorusArgumentError("a unique id has %d bytes, got %d"
                                   % (_lib.UNIQUE_ID_BYTES, len(uid)), "chorus_comm_init_rank")
+    nranks = as_int(nranks, "nranks", "chorus_comm_init_rank")
+    rank = as_int(rank, "rank", "chorus_comm_init_rank")
     cid = _lib.UniqueId()
     ctypes.memmove(ctypes.addressof(cid), uid, len(uid))
     h = ctypes.c_void_p()
-    check(_lib.lib().chorus_comm_init_rank(ctypes.byref(h), int(nranks), cid, int(rank)),
+    check(_lib.lib().chorus_comm_init_rank(ctypes.byref(h), nranks, cid, rank),
           "chorus_comm_init_rank")
     return Communicator(h.value)
 
@@ -54,15 +59,106 @@ def init_from_env():
       - torchrun's agent store (TORCHELASTIC_USE_AGENT_STORE=True): through it;
       - otherwise rank 0 listens on MASTER_PORT (chorus_comm_init_env) until
         every rank has joined, and frees the port again.
+
+    LOCAL_RANK (and LOCAL_WORLD_SIZE) are not needed: Chorus finds which
+    ranks share a host itself, whatever the launcher, by comparing host ids
+    (CHORUS_HOSTID if set, else the host name), and joins those ranks by
+    shared memory. When torchrun's variables are set they are checked
+    against what Chorus found: a RuntimeWarning says so if ranks that
+    torchrun puts on one node are on different Chorus hosts (they would then
+    talk over the network; usually CHORUS_HOSTID set differently on one
+    machine), or if LOCAL_RANK is not an integer in 0..LOCAL_WORLD_SIZE-1.
+    More host-mates than LOCAL_WORLD_SIZE (several torchrun agents on one
+    host) is fine and not reported. This costs one small allgather.
     """
     if not os.environ.get("CHORUS_ROOT_ADDR"):
         if _torch_dist() is not None:
-            return init_from_torch()
-        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            return _init_from_agent_store()
+            comm = init_from_torch()
+        elif os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            comm = _init_from_agent_store()
+        else:
+            comm = _init_env()
+    else:
+        comm = _init_env()
+    try:
+        _check_local_rank(comm)
+    except BaseException:
+        comm.abort()
+        raise
+    return comm
+
+
+def _init_env():
     h = ctypes.c_void_p()
     check(_lib.lib().chorus_comm_init_env(ctypes.byref(h)), "chorus_comm_init_env")
     return Communicator(h.value)
+
+
+def _host_key():
+    """This process's host as Chorus groups ranks (src/node.c): CHORUS_HOSTID
+    if set, else the host name; FNV-1a 64 as a signed 64-bit integer."""
+    name = os.environ.get("CHORUS_HOSTID") or socket.gethostname()
+    h = 1469598103934665603
+    for b in name.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return (h - (1 << 64) if h >= 1 << 63 else h), name
+
+
+def _env_count(name):
+    """torchrun variable name as an int; -1 if unset, -2 if not a non-negative integer."""
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return -1
+    try:
+        v = int(text, 10)
+    except ValueError:
+        return -2
+    return v if v >= 0 else -2
+
+
+def _check_local_rank(comm):
+    """Compares torchrun's LOCAL_RANK/LOCAL_WORLD_SIZE with the host-mates
+    Chorus found (see init_from_env); warns, never fails."""
+    key, host = _host_key()
+    lr, lws = _env_count("LOCAL_RANK"), _env_count("LOCAL_WORLD_SIZE")
+    n = comm.size
+    mine = (ctypes.c_int64 * 3)(key, lr, lws)
+    every = (ctypes.c_int64 * (3 * n))()
+    check(_lib.lib().chorus_allgather(ctypes.addressof(mine), ctypes.addressof(every), 3, INT64,
+                                      comm._handle("chorus_allgather")), "chorus_allgather")
+    rows = [tuple(every[3 * r:3 * r + 3]) for r in range(n)]
+    if lr == -2 or lws == -2 or (lr >= 0 and lws >= 0 and lr >= lws):
+        warnings.warn("chorus: rank %d: LOCAL_RANK=%r, LOCAL_WORLD_SIZE=%r are not what torchrun "
+                      "sets (integers, LOCAL_RANK < LOCAL_WORLD_SIZE); Chorus does not use them "
+                      "(it finds host-mates by host id)" % (comm.rank, os.environ.get("LOCAL_RANK"),
+                                                           os.environ.get("LOCAL_WORLD_SIZE")),
+                      RuntimeWarning, stacklevel=3)
+    mates = [r for r in range(n) if rows[r][0] == key]
+    if mates[0] != comm.rank:
+        return  # the lowest rank of each host speaks for it
+    # The node size torchrun implies for each host-mate: LOCAL_WORLD_SIZE, or
+    # at least LOCAL_RANK + 1.
+    claims = [max(rows[r][2], rows[r][1] + 1) for r in mates if rows[r][1] >= 0 or rows[r][2] >= 0]
+    if claims and max(claims) > len(mates):
+        warnings.warn("chorus: Chorus finds %d rank(s) on host %r (ranks %s; host id = "
+                      "CHORUS_HOSTID or the host name), but torchrun's LOCAL_RANK/"
+                      "LOCAL_WORLD_SIZE say their node runs %d: either that node's other ranks "
+                      "have another host id, and Chorus joins them over the network, not by "
+                      "shared memory (set CHORUS_HOSTID alike, or not at all, on every rank of "
+                      "a host), or these variables are wrong"
+                      % (len(mates), host, _ranges(mates), max(claims)),
+                      RuntimeWarning, stacklevel=3)
+
+
+def _ranges(ranks):
+    out, i = [], 0
+    while i < len(ranks):
+        j = i
+        while j + 1 < len(ranks) and ranks[j + 1] == ranks[j] + 1:
+            j += 1
+        out.append(str(ranks[i]) if i == j else "%d-%d" % (ranks[i], ranks[j]))
+        i = j + 1
+    return ", ".join(out)
 
 
 def _init_from_agent_store():
