@@ -7,8 +7,10 @@
  *   chorus_sim --topo cloudmatrix384 --coll allreduce -b 8 -e 1G -f 4
  *   chorus_sim --topo metax-c550-128 --coll alltoall --algo all
  *
- * Without --algo each size gets the algorithm sim_choose picks; --algo all
- * prints one row per candidate. docs/simulator.md describes the model. */
+ * Without --algo each size runs the tuner's choice, built as the runtime
+ * builds it for this topology (CHORUS_ALGO, the tuning file's rules: the
+ * runtime, chorus_tune and this agree); --algo all prints one row per
+ * candidate. docs/simulator.md describes the model. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -24,6 +26,7 @@
 #include "sim.h"
 #include "topo.h"
 #include "tuner.h"
+#include "tuner_file.h"
 
 /* ---- collectives, types, ops ------------------------------------------------- */
 
@@ -118,8 +121,17 @@ static int parse_size(const char *s, size_t *out)
 
 /* ---- options ---------------------------------------------------------------- */
 
+/* A setting the runtime reads from the environment (CHORUS_ALGO,
+ * CHORUS_TUNING_FILE), and where this run's value came from: the flag wins
+ * over the variable, as for the runtime nothing else sets them. */
+struct setting {
+    const char *env, *value, *from;
+    const char *ignored; /* the variable's value when a flag won over it */
+};
+
 struct cli {
     const char *topo, *algo_arg;
+    struct setting algo_env, tuning;
     const struct coll_info *coll;
     size_t min_bytes, max_bytes, step_bytes;
     double factor;
@@ -153,7 +165,11 @@ static void usage(FILE *f)
             "  -r, --root R       root of broadcast and reduce (default 0)\n"
             "  --algo NAME|all|best  force one algorithm (ring, rhd, tree, bruck, pairwise,\n"
             "                     direct, dissemination, hier); all: one row per candidate;\n"
-            "                     best: the fastest simulated one. Default: the tuner's choice\n"
+            "                     best: the fastest simulated one. Default: the tuner's choice,\n"
+            "                     with $CHORUS_ALGO's overrides as the runtime applies them\n"
+            "                     (--algo wins over CHORUS_ALGO)\n"
+            "  --tuning FILE      a tuning file's rules replace the tuner's choice in their\n"
+            "                     size ranges (default: $CHORUS_TUNING_FILE, as the runtime)\n"
             "  --nranks N         run on the first N ranks of the topology (flat plans)\n"
             "  --reduce-model M   pipelined (default: reduction overlaps arrival) or serial\n"
             "  --copy-bw GB/s     speed of local copies (default 1.5 x reduction speed)\n"
@@ -173,7 +189,10 @@ static const char *next_arg(int argc, char **argv, int *i)
 static int parse_cli(int argc, char **argv, struct cli *c)
 {
     *c = (struct cli){.min_bytes = 8, .max_bytes = (size_t)1 << 30, .factor = 4,
-                      .type = CHORUS_FLOAT32, .op = CHORUS_SUM};
+                      .type = CHORUS_FLOAT32, .op = CHORUS_SUM,
+                      .algo_env = {"CHORUS_ALGO", getenv("CHORUS_ALGO"), "CHORUS_ALGO", NULL},
+                      .tuning = {"CHORUS_TUNING_FILE", getenv("CHORUS_TUNING_FILE"),
+                                 "CHORUS_TUNING_FILE", NULL}};
     sim_opts_default(&c->sim);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -191,7 +210,10 @@ static int parse_cli(int argc, char **argv, struct cli *c)
                 if (!strcasecmp(v, colls[k].name))
                     c->coll = &colls[k];
             if (!c->coll) {
-                fprintf(stderr, "chorus_sim: unknown collective '%s'\n", v);
+                fprintf(stderr, "chorus_sim: unknown collective '%s' (valid:", v);
+                for (size_t k = 0; k < sizeof colls / sizeof *colls; k++)
+                    fprintf(stderr, " %s", colls[k].name);
+                fprintf(stderr, ")\n");
                 return 2;
             }
         } else if (OPT("-b", "--minbytes") || OPT("-e", "--maxbytes") ||
@@ -229,6 +251,10 @@ static int parse_cli(int argc, char **argv, struct cli *c)
             c->root = atoi(v);
         } else if (!strcmp(a, "--algo")) {
             c->algo_arg = v;
+        } else if (!strcmp(a, "--tuning")) {
+            const char *e = getenv("CHORUS_TUNING_FILE");
+            c->tuning = (struct setting){"CHORUS_TUNING_FILE", v, "--tuning",
+                                         e && *e ? e : NULL};
         } else if (!strcmp(a, "--nranks")) {
             c->nranks = atoi(v);
             if (c->nranks < 1) {
@@ -295,6 +321,57 @@ static struct topo *load_topo(const char *arg)
     return t;
 }
 
+/* ---- the tuner, as the runtime builds it -------------------------------------- */
+
+static int set(const struct setting *s) { return s->value && s->value[0]; }
+
+/* A flag that makes the setting irrelevant: it is not used, and the header
+ * says so when the variable was set. */
+static void ignore(struct setting *s, const char *flag)
+{
+    if (set(s))
+        s->ignored = s->value;
+    s->value = NULL;
+    s->from = flag;
+}
+
+/* The table the runtime builds for t with CHORUS_TOPO_FILE describing its
+ * ranks: CHORUS_ALGO's overrides, the tuning file's rules (its figures
+ * price layouts, not topology files), and what composed plans cannot do
+ * with t's rank map. 0, or the exit status after saying what is wrong. */
+static int tuner_of(const struct cli *c, const struct topo *t, struct tuner **out)
+{
+    /* bad settings are reported here; the library's own warning would say
+     * it twice (an explicit CHORUS_LOG_LEVEL stays) */
+    setenv("CHORUS_LOG_LEVEL", "error", 0);
+    struct algo_config cfg;
+    if (algo_config_parse(&cfg, set(&c->algo_env) ? c->algo_env.value : "") != CHORUS_SUCCESS) {
+        fprintf(stderr, "chorus_sim: CHORUS_ALGO: %s\n", chorus_get_last_error());
+        return 2;
+    }
+    tuner_topo_constraints(t, &cfg);
+    struct tuning *tn = calloc(1, sizeof *tn);
+    *out = malloc(sizeof **out);
+    char err[512];
+    int rc = 0;
+    if (!tn || !*out) {
+        fprintf(stderr, "chorus_sim: out of memory\n");
+        rc = 1;
+    } else if (set(&c->tuning) &&
+               tuning_read(c->tuning.value, tn, err, sizeof err) != CHORUS_SUCCESS) {
+        fprintf(stderr, "chorus_sim: %s: %s\n", c->tuning.from, err);
+        rc = 1;
+    } else {
+        tuner_build(*out, t, NULL, &cfg, tn->rules, tn->nrules);
+    }
+    free(tn);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* ---- choosing --------------------------------------------------------------- */
 
 /* The algorithms that can run kind here: every flat plan for it, and hier
@@ -350,6 +427,17 @@ static int sim_choose(const struct cli *cl, const struct topo *t, const struct s
 
 #define ROW_FMT "%12s  %12s  %8s  %6s  %6s  %10s  %8s  %8s  %s\n"
 
+static void print_setting(const char *what, const struct setting *s)
+{
+    if (set(s))
+        printf("#   %s: '%s' from %s", what, s->value, s->from);
+    else
+        printf("#   %s: none", what);
+    if (s->ignored)
+        printf("; %s='%s' ignored: %s wins", s->env, s->ignored, s->from);
+    printf("\n");
+}
+
 static void print_header(const struct cli *c, const struct topo *t, int n, int argc, char **argv)
 {
     printf("# chorus_sim: %s on %s, simulated (docs/simulator.md)\n# Command:", c->coll->name,
@@ -381,6 +469,8 @@ static void print_header(const struct cli *c, const struct topo *t, int n, int a
                            : c->algo_arg && strcasecmp(c->algo_arg, "all")
                                ? "forced with --algo"
                                : "every candidate (--algo all)");
+    print_setting("algorithm overrides (CHORUS_ALGO)", &c->algo_env);
+    print_setting("tuning file", &c->tuning);
     printf("#" ROW_FMT, "size", "count", "type", "redop", "root", "time", "algbw", "busbw", "algo");
     printf("#" ROW_FMT, "(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "");
 }
@@ -489,6 +579,10 @@ int main(int argc, char **argv)
         return rc;
     rc = 0;
     c.best = c.algo_arg && !strcasecmp(c.algo_arg, "best");
+    if (c.algo_arg) { /* the flag wins; the rows do not ask the tuner */
+        ignore(&c.algo_env, "--algo");
+        ignore(&c.tuning, "--algo");
+    }
     if (c.algo_arg && strcasecmp(c.algo_arg, "all") && !c.best) {
         algo_t a = algo_from_name(c.algo_arg);
         if (a == ALGO_COUNT || a == ALGO_AUTO) {
@@ -520,15 +614,19 @@ int main(int argc, char **argv)
         if (n != t->nranks) {
             /* the tuner prices whole topologies */
             fprintf(stderr, "chorus_sim: --nranks %d of %d: rows show the fastest simulated "
-                    "candidate, not the tuner's choice\n", n, t->nranks);
+                    "candidate, not the tuner's choice%s\n", n, t->nranks,
+                    set(&c.algo_env) || set(&c.tuning) ? " (CHORUS_ALGO and the tuning file "
+                                                         "do not apply)" : "");
             c.best = 1;
-        } else if ((tu = malloc(sizeof *tu)) != NULL) {
-            struct algo_config cfg;
-            memset(&cfg, 0, sizeof cfg);
-            tuner_topo_constraints(t, &cfg);
-            tuner_build(tu, t, NULL, &cfg, NULL, 0);
+        } else {
+            rc = tuner_of(&c, t, &tu);
+            if (rc) {
+                topo_free(t);
+                return rc;
+            }
             c.tuner = tu;
         }
+        rc = 0;
     }
     print_header(&c, t, n, argc, argv);
     struct totals tot = {0};

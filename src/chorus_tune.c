@@ -9,7 +9,9 @@
  * runtime logs at CHORUS_LOG_LEVEL=info). --layout prices a communicator of
  * HOSTS hosts with PPN ranks each the way the runtime does: network figures
  * for the plans, shared memory inside hosts for the node-aware composition.
- * --tuning FILE (or CHORUS_TUNING_FILE) applies a tuning file.
+ * --tuning FILE (or CHORUS_TUNING_FILE) applies a tuning file, --algo SPEC
+ * (or CHORUS_ALGO) overrides, as the runtime reads them; the header says
+ * which are in effect and how sizes are counted.
  *
  * --calibrate measures this machine: latency and bandwidth of shared memory,
  * of TCP between two ranks posing as two hosts, and of RDMA when a device
@@ -41,7 +43,12 @@ static void usage(FILE *f)
             "       chorus_tune --layout HOSTSxPPN [--transport tcp|rdma] [same options]\n"
             "       chorus_tune --calibrate [-o FILE]\n"
             "options: --tuning FILE  apply a tuning file (default: $CHORUS_TUNING_FILE)\n"
-            "         --algo SPEC    CHORUS_ALGO-style overrides (allreduce:ring;^bruck)\n");
+            "         --algo SPEC    overrides as CHORUS_ALGO takes them (allreduce:ring;^bruck)\n"
+            "                        (default: $CHORUS_ALGO, as the runtime reads it)\n"
+            "collectives: all (default), allreduce, allgather, alltoall, alltoallv,\n"
+            "             reduce_scatter, broadcast, reduce, barrier\n"
+            "sizes (-b, -e, the size column): bytes as a call counts them; chorus_sim and the\n"
+            "perf tools count the whole buffer of allgather, reduce_scatter, alltoall(v)\n");
 }
 
 static double now(void)
@@ -272,7 +279,68 @@ static int parse_coll(const char *s, int *kind)
             *kind = k;
             return 0;
         }
+    fprintf(stderr, "chorus_tune: unknown collective '%s' (valid: all", s);
+    for (int k = 0; k < ALGO_NKINDS; k++)
+        fprintf(stderr, ", %s", coll_name((coll_kind_t)k));
+    fprintf(stderr, ")\n");
     return -1;
+}
+
+/* A setting the runtime reads from the environment, and where this run's
+ * value came from: a flag wins over the variable, which the header then
+ * names as ignored. */
+struct setting {
+    const char *env;     /* the variable */
+    const char *value;   /* in force ("" or NULL: none) */
+    const char *from;    /* the variable or the flag */
+    const char *ignored; /* the variable's value when a flag won over it */
+};
+
+static struct setting from_env(const char *env)
+{
+    return (struct setting){env, getenv(env), env, NULL};
+}
+
+static void set_by_flag(struct setting *s, const char *flag, const char *value)
+{
+    const char *e = getenv(s->env);
+    *s = (struct setting){s->env, value, flag, e && *e ? e : NULL};
+}
+
+static void print_setting(const char *what, const struct setting *s, const char *none)
+{
+    if (s->value && s->value[0])
+        printf("# %s: '%s' from %s", what, s->value, s->from);
+    else
+        printf("# %s: none (%s)", what, none);
+    if (s->ignored)
+        printf("; %s='%s' ignored: the flag wins", s->env, s->ignored);
+    printf("\n");
+}
+
+/* The lines above every table: what is priced, what overrides the model
+ * and how sizes are counted, so a reader can line the table up with the
+ * runtime's (which reads the same environment) and chorus_sim's rows. */
+static void print_header(const struct topo *t, const char *layout, const char *transport,
+                         int shm, const struct setting *algo, const struct setting *tuning)
+{
+    if (layout)
+        printf("# chorus_tune: the table the runtime builds for %s hosts x ranks (%d ranks): "
+               "plans over %s%s\n", layout, t->nranks, transport,
+               shm ? ", node-aware hier with shared memory inside a host" : "");
+    else
+        printf("# chorus_tune: the table for %s (%d ranks; %s), as the runtime builds it with "
+               "CHORUS_TOPO_FILE for exactly these ranks and chorus_sim without --algo\n",
+               t->name, t->nranks, t->source);
+    print_setting("algorithm overrides (CHORUS_ALGO)", algo, "CHORUS_ALGO unset, no --algo");
+    print_setting("tuning file", tuning, "default figures, no rules");
+    if (!layout && tuning->value && tuning->value[0])
+        printf("#   its rules apply; its figures price layouts, not topology files\n");
+    printf("# size: bytes as a call counts them: the vector (allreduce, broadcast, reduce), one\n"
+           "#   rank's block (allgather, reduce_scatter), the block for one peer (alltoall;\n"
+           "#   alltoallv: the busiest rank's bytes / ranks). chorus_sim and the perf tools\n"
+           "#   (nccl-tests) count the whole buffer for allgather, reduce_scatter and\n"
+           "#   alltoall(v): their size is this one x %d\n", t->nranks);
 }
 
 int main(int argc, char **argv)
@@ -285,26 +353,24 @@ int main(int argc, char **argv)
         {"tuning", required_argument, NULL, 'u'}, {"algo", required_argument, NULL, 'a'},
         {"summary", no_argument, NULL, 's'},     {"calibrate", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    const char *topo_name = NULL, *layout = NULL, *transport = "tcp", *tuning_path = NULL,
-               *algo = "", *out = NULL;
+    const char *topo_name = NULL, *layout = NULL, *transport = "tcp", *out = NULL;
     int kind = -1, summary = 0, cal = 0, c;
     size_t lo = 1, hi = (size_t)1 << 30;
-    tuning_path = getenv("CHORUS_TUNING_FILE");
+    /* as the runtime reads them; the flags below win */
+    struct setting tuning = from_env("CHORUS_TUNING_FILE"), algo = from_env("CHORUS_ALGO");
     while ((c = getopt_long(argc, argv, "b:e:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 't': topo_name = optarg; break;
         case 'l': layout = optarg; break;
         case 'T': transport = optarg; break;
-        case 'u': tuning_path = optarg; break;
-        case 'a': algo = optarg; break;
+        case 'u': set_by_flag(&tuning, "--tuning", optarg); break;
+        case 'a': set_by_flag(&algo, "--algo", optarg); break;
         case 's': summary = 1; break;
         case 'C': cal = 1; break;
         case 'o': out = optarg; break;
         case 'c':
-            if (parse_coll(optarg, &kind) != 0) {
-                fprintf(stderr, "chorus_tune: unknown collective '%s'\n", optarg);
+            if (parse_coll(optarg, &kind) != 0)
                 return 1;
-            }
             break;
         case 'b':
         case 'e':
@@ -323,20 +389,30 @@ int main(int argc, char **argv)
     }
     if (cal)
         return calibrate("/proc/self/exe", out);
+    if (lo == 0)
+        lo = 1; /* a call of 0 bytes looks up the 1-byte entry */
+    if (hi < lo) {
+        fprintf(stderr, "chorus_tune: -e %zu is below -b %zu\n", hi, lo);
+        return 1;
+    }
     if (!topo_name == !layout) {
         fprintf(stderr, "chorus_tune: give exactly one of --topo and --layout\n");
         usage(stderr);
         return 1;
     }
+    /* the tool reports bad settings itself; the library's own warning
+     * would say it twice (an explicit CHORUS_LOG_LEVEL stays) */
+    setenv("CHORUS_LOG_LEVEL", "error", 0);
     char err[512];
     struct tuning tn = {.figures = tuner_default_figures};
-    if (tuning_path && *tuning_path && tuning_read(tuning_path, &tn, err, sizeof err) != 0) {
-        fprintf(stderr, "chorus_tune: %s\n", err);
+    if (tuning.value && *tuning.value &&
+        tuning_read(tuning.value, &tn, err, sizeof err) != 0) {
+        fprintf(stderr, "chorus_tune: %s: %s\n", tuning.from, err);
         return 1;
     }
     struct algo_config cfg;
-    if (algo_config_parse(&cfg, algo) != CHORUS_SUCCESS) {
-        fprintf(stderr, "chorus_tune: --algo: %s\n", chorus_get_last_error());
+    if (algo_config_parse(&cfg, algo.value ? algo.value : "") != CHORUS_SUCCESS) {
+        fprintf(stderr, "chorus_tune: %s: %s\n", algo.from, chorus_get_last_error());
         return 1;
     }
     struct topo *t = NULL;
@@ -383,8 +459,9 @@ int main(int argc, char **argv)
         return 1;
     }
     tuner_build(tu, t, &shm, &cfg, tn.rules, tn.nrules);
+    print_header(t, layout, transport, shm.present, &algo, &tuning);
     for (int k = 0; k < ALGO_NKINDS; k++) {
-        if ((kind >= 0 && k != kind) || (k == COLL_ALLTOALLV && !summary))
+        if (kind >= 0 && k != kind)
             continue;
         if (summary) {
             char line[1024];

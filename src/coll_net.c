@@ -4,12 +4,15 @@
  * over the network transport), or node-aware ("hier"): shared memory among
  * the ranks of a host, a flat plan among the ranks with the same local index
  * on every host, shared memory again. The communicator's tuner table
- * decides (src/comm_tuner.c), honouring CHORUS_ALGO. Arguments were checked by coll_check().
- */
+ * decides (src/comm_tuner.c), honouring CHORUS_ALGO; an alltoallv first
+ * agrees with its peers on the size it looks up (alltoallv_bytes).
+ * Arguments were checked by coll_check(). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -440,23 +443,125 @@ static chorus_result_t hier_barrier(chorus_comm_t comm)
     return shm_barrier(comm->shm);
 }
 
-static size_t call_bytes(const struct coll_args *a)
+/* ---- which size a call looks up ------------------------------------------- */
+
+/* The bytes one alltoallv rank moves: the larger of what it sends and what
+ * it receives (saturating: the counts were checked one block at a time). */
+static uint64_t a2av_load(chorus_comm_t comm, const struct coll_args *a)
 {
-    if (a->kind == COLL_BARRIER)
-        return 0;
-    size_t es = chorus_type_size(a->type);
-    if (a->kind == COLL_ALLTOALLV) {
-        /* The model prices the average block. */
-        return 0;
+    uint64_t es = chorus_type_size(a->type), sent = 0, got = 0;
+    for (int q = 0; q < comm->nranks; q++) {
+        uint64_t s = a->sendcounts[q] * es, r = a->recvcounts[q] * es;
+        sent = sent > UINT64_MAX - s ? UINT64_MAX : sent + s;
+        got = got > UINT64_MAX - r ? UINT64_MAX : got + r;
     }
-    return a->count * es;
+    return sent > got ? sent : got;
+}
+
+/* 1 when the table names one algorithm for kind at every size, so the size
+ * does not matter. Scanning the 41 entries costs nanoseconds, nothing next
+ * to a message over the network. */
+static int table_constant(const struct tuner *tu, coll_kind_t kind)
+{
+    for (int b = 1; b < TUNER_NBUCKETS; b++)
+        if (tu->table[kind][b].algo != tu->table[kind][0].algo)
+            return 0;
+    return 1;
+}
+
+/* The size an alltoallv looks up: the largest load of any rank (a2av_load)
+ * divided by the number of ranks, i.e. the average block of the busiest
+ * rank, which sets the pace. For equal counts that is the block for one
+ * peer, the figure the model prices for alltoall and what chorus_tune and
+ * chorus_sim look up, so all three agree. Ranks' counts differ, and a rank
+ * choosing by its own figure could run another plan than its peers and wait
+ * for them for good; so when the choice depends on the size, the ranks first
+ * agree on the largest load with an allreduce (MAX) of one uint64 through
+ * this same path: the tuner's choice for 8 bytes, bounded by
+ * CHORUS_TIMEOUT_MS like every wait. docs/tuner.md states the cost. */
+static chorus_result_t alltoallv_bytes(chorus_comm_t comm, const struct coll_args *a,
+                                       size_t *bytes)
+{
+    *bytes = 0;
+    if (table_constant(comm->tuner, COLL_ALLTOALLV))
+        return CHORUS_SUCCESS;
+    uint64_t mine = a2av_load(comm, a), most = 0;
+    struct coll_args agree = {.kind = COLL_ALLREDUCE, .sendbuf = &mine, .recvbuf = &most,
+                              .count = 1, .type = CHORUS_UINT64, .op = CHORUS_MAX};
+    CHORUS_CHECK(coll_net_run(comm, &agree));
+    uint64_t per_peer = most / (uint64_t)comm->nranks;
+    *bytes = per_peer > SIZE_MAX ? SIZE_MAX : (size_t)per_peer;
+    LOG_DEBUG("tuner", "%s: alltoallv: largest load of any rank %" PRIu64 " B (this rank's %"
+              PRIu64 " B): looks up %zu B per peer", comm->label, most, mine, *bytes);
+    return CHORUS_SUCCESS;
+}
+
+/* The bytes a call looks up in the table, as the tuner counts them
+ * (algo_select.h): the vector, one rank's block, or the block for one peer. */
+static chorus_result_t call_bytes(chorus_comm_t comm, const struct coll_args *a, size_t *bytes)
+{
+    if (a->kind == COLL_ALLTOALLV)
+        return alltoallv_bytes(comm, a, bytes);
+    *bytes = a->kind == COLL_BARRIER ? 0 : a->count * chorus_type_size(a->type);
+    return CHORUS_SUCCESS;
+}
+
+/* The choice as a label: a composition over a topology file as chorus_sim
+ * names it (hier(ring,rhd), every level, innermost first), the node-aware
+ * one as chorus_tune names it (hier:ring@512K, the network phase), so that
+ * a trace can be compared with the tool that shows the same decision. */
+static void choice_label(chorus_comm_t comm, const struct tuner_choice *c, char *out, size_t cap)
+{
+    size_t k = (size_t)snprintf(out, cap, "%s", algo_name(c->algo));
+    if (c->algo != ALGO_HIER)
+        return;
+    if (comm->pos_rank) {
+        int any = 0;
+        for (int i = 0; i < comm->topo->nlevels; i++)
+            any |= c->level_algo[i] != ALGO_AUTO;
+        for (int i = 0; any && i < comm->topo->nlevels && k < cap; i++)
+            k += (size_t)snprintf(out + k, cap - k, "%c%s", i ? ',' : '(',
+                                  algo_name(c->level_algo[i]));
+        if (any && k < cap)
+            snprintf(out + k, cap - k, ")");
+        return;
+    }
+    char sep = ':';
+    for (int i = 0; i < TOPO_MAX_LEVELS && k < cap; i++)
+        if (c->level_algo[i] != ALGO_AUTO) {
+            k += (size_t)snprintf(out + k, cap - k, "%c%s", sep, algo_name(c->level_algo[i]));
+            sep = '/';
+        }
+    if (c->segment && k < cap) { /* 64K .. 64M, powers of two (tuner.c) */
+        size_t kib = c->segment >> 10;
+        if (kib % 1024)
+            snprintf(out + k, cap - k, "@%zuK", kib);
+        else
+            snprintf(out + k, cap - k, "@%zuM", kib >> 10);
+    }
 }
 
 chorus_result_t coll_net_run(chorus_comm_t comm, const struct coll_args *a)
 {
     if (a->kind == COLL_SEND || a->kind == COLL_RECV || a->kind == COLL_SENDRECV)
         return p2p_run(comm, a);
-    const struct tuner_choice *c = tuner_lookup(comm->tuner, a->kind, call_bytes(a));
+    size_t bytes;
+    CHORUS_CHECK(call_bytes(comm, a, &bytes));
+    const struct tuner_choice *c = tuner_lookup(comm->tuner, a->kind, bytes);
+    if (CHORUS_LOG_TRACE <= chorus_log_level()) {
+        /* one line per call naming the decision (tests/tuner_match.sh,
+         * tests/runtime_sim_match.sh read it) */
+        char label[96];
+        choice_label(comm, c, label, sizeof label);
+        if (a->kind == COLL_ALLTOALLV)
+            LOG_TRACE("coll", "%s: alltoallv (busiest rank's bytes / ranks) looks up %zu B: %s",
+                      comm->label, bytes, label);
+        else
+            LOG_TRACE("coll", "%s: %s of %zu x %zu B looks up %zu B: %s", comm->label,
+                      coll_name(a->kind), a->count,
+                      a->kind == COLL_BARRIER ? (size_t)0 : chorus_type_size(a->type), bytes,
+                      label);
+    }
     if (c->algo != ALGO_HIER)
         return flat_run(comm, a, c->algo);
     if (comm->pos_rank)

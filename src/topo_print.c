@@ -96,10 +96,6 @@ void topo_print_tree(const struct topo *t, FILE *f)
             fprintf(f, " %d->%d", r, t->rank_pos[r]);
         fprintf(f, "%s\n", t->nranks > 8 ? " ..." : "");
     }
-    if (!strcmp(t->source, "detected")) {
-        fprintf(f, "\n");
-        topo_print_host(f);
-    }
 }
 
 /* ---- this host -------------------------------------------------------------------------- */
