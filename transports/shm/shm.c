@@ -166,8 +166,10 @@ chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange
     s->maps = calloc((size_t)nranks, sizeof *s->maps);
     s->pids = calloc((size_t)nranks, sizeof *s->pids);
     s->pidfds = malloc((size_t)nranks * sizeof *s->pidfds);
+    s->p2p_tail_seen = calloc((size_t)nranks, sizeof *s->p2p_tail_seen);
     struct seg_info *infos = calloc((size_t)nranks, sizeof *infos);
-    if (!s->ctrl || !s->ws || !s->p2p || !s->maps || !s->pids || !s->pidfds || !infos) {
+    if (!s->ctrl || !s->ws || !s->p2p || !s->maps || !s->pids || !s->pidfds ||
+        !s->p2p_tail_seen || !infos) {
         free(infos);
         shm_comm_destroy(s);
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
@@ -264,6 +266,7 @@ void shm_comm_destroy(struct shm_comm *s)
     free(s->ctrl);
     free(s->ws);
     free(s->p2p);
+    free(s->p2p_tail_seen);
     free(s->maps);
     free(s->pids);
     free(s->pidfds);

@@ -67,12 +67,17 @@ struct shm_ctrl {
      *       struct shm_line p2p_tail[nranks] (slots I consumed from rank q) */
 };
 
-/* Header at the start of every point-to-point slot. */
+/* Header at the start of every point-to-point slot. The payload follows it
+ * directly, so a message of up to 32 bytes shares the header's cache line,
+ * and the receiver polls seq in that same line: a small message costs the
+ * receiver one cache miss, not one for a counter, one for the header and
+ * one for the payload. */
 struct shm_p2p_hdr {
+    _Atomic uint32_t seq; /* 1 + the sender's count of slots before this one: written last */
+    uint32_t pad;
     uint64_t total; /* bytes of the whole message */
     uint64_t addr;  /* nonzero: single-copy; read total bytes from here */
     uint64_t len;   /* payload bytes in this slot */
-    uint64_t pad[5];
 };
 
 #define SHM_P2P_SLOTS 4
@@ -97,6 +102,7 @@ struct shm_comm {
     uint32_t step;          /* last step number used */
     uint32_t arrivals;      /* last-arriver allreduces so far (all ranks agree) */
     uint32_t synced;        /* every peer is known done with this step */
+    uint32_t *p2p_tail_seen; /* [nranks] last tail read from rank q: slots known free */
     struct chorus_wait_policy policy;
     _Atomic int *local_abort; /* the communicator's abort flag */
     /* [nranks] the communicator rank of each node rank, owned by the

@@ -1,10 +1,12 @@
 /* shm_p2p.c - point-to-point messages between two ranks of one node.
  *
  * Rank a sends to rank b through SHM_P2P_SLOTS eager slots in a's segment;
- * a counts slots posted (head, in a's segment), b counts slots consumed
- * (tail, in b's segment). A message is one or more slots, each starting with
- * a header carrying the message's total size, so a receive of the wrong size
- * is detected (and the message drained) instead of corrupting the stream.
+ * a counts slots posted (head, in a's segment, and the seq in each slot's
+ * header, which is what b polls), b counts slots consumed (tail, in b's
+ * segment; a reads it only when the slots it last knew free are used up).
+ * A message is one or more slots, each starting with a header carrying the
+ * message's total size, so a receive of the wrong size is detected (and the
+ * message drained) instead of corrupting the stream.
  * Large messages send one header with the buffer address and the receiver
  * pulls the data with process_vm_readv (single copy); the sender then waits
  * until the receiver has consumed it. */
@@ -45,14 +47,19 @@ static int try_send(struct shm_comm *s, struct send_op *op)
     struct shm_line *head = shm_p2p_head(s->ctrl[s->rank], op->peer);
     struct shm_line *tail = shm_p2p_tail(s->ctrl[op->peer], s->rank);
     uint32_t h = atomic_load_explicit(&head->value, memory_order_relaxed);
-    uint32_t t = atomic_load_explicit(&tail->value, memory_order_acquire);
+    uint32_t *seen = &s->p2p_tail_seen[op->peer];
     if (op->single_copy && op->posted) {
-        op->done = chorus_serial_geq(t, op->target);
+        *seen = atomic_load_explicit(&tail->value, memory_order_acquire);
+        op->done = chorus_serial_geq(*seen, op->target);
         return op->done;
     }
+    /* The receiver's tail line is read only when the slots known free are
+     * used up: the common small message touches no line of the receiver's. */
+    if (h - *seen >= SHM_P2P_SLOTS)
+        *seen = atomic_load_explicit(&tail->value, memory_order_acquire);
     int moved = 0;
     const size_t cap = s->p2p_slot - sizeof(struct shm_p2p_hdr);
-    while (!op->done && h - t < SHM_P2P_SLOTS) {
+    while (!op->done && h - *seen < SHM_P2P_SLOTS) {
         char *slot = slot_at(s, s->rank, op->peer, h);
         struct shm_p2p_hdr *hdr = (struct shm_p2p_hdr *)slot;
         hdr->total = op->bytes;
@@ -71,10 +78,15 @@ static int try_send(struct shm_comm *s, struct send_op *op)
             op->done = op->sent == op->bytes;
         }
         h++;
-        shm_post(s, head, h);
+        atomic_store_explicit(&hdr->seq, h, memory_order_release);
+        /* head is this rank's own count (read back above and by nobody
+         * else's fast path); no sleeper waits on it, so no wake-up check. */
+        atomic_store_explicit(&head->value, h, memory_order_relaxed);
         moved = 1;
         if (op->single_copy)
             break;
+        if (h - *seen >= SHM_P2P_SLOTS)
+            *seen = atomic_load_explicit(&tail->value, memory_order_acquire);
     }
     return moved;
 }
@@ -82,13 +94,13 @@ static int try_send(struct shm_comm *s, struct send_op *op)
 /* Consumes what has arrived; returns 1 if anything moved. */
 static int try_recv(struct shm_comm *s, struct recv_op *op)
 {
-    struct shm_line *head = shm_p2p_head(s->ctrl[op->peer], s->rank);
     struct shm_line *tail = shm_p2p_tail(s->ctrl[s->rank], op->peer);
     uint32_t t = atomic_load_explicit(&tail->value, memory_order_relaxed);
     int moved = 0;
-    while (!op->done && atomic_load_explicit(&head->value, memory_order_acquire) != t) {
-        const struct shm_p2p_hdr *hdr = (const struct shm_p2p_hdr *)slot_at(s, op->peer,
-                                                                            s->rank, t);
+    for (;;) {
+        struct shm_p2p_hdr *hdr = (struct shm_p2p_hdr *)slot_at(s, op->peer, s->rank, t);
+        if (op->done || atomic_load_explicit(&hdr->seq, memory_order_acquire) != t + 1)
+            break;
         if (!op->started) {
             op->started = 1;
             op->total = hdr->total;
