@@ -1,10 +1,17 @@
 /* algos/pairwise_plan.c - the point-to-point patterns: pairwise exchange
- * (alltoall, alltoallv), direct / full mesh (alltoall, alltoallv, allgather)
- * and the dissemination barrier.
+ * (alltoall, alltoallv), direct / full mesh (alltoall, alltoallv, allgather,
+ * reduce_scatter, allreduce) and the dissemination barrier.
  *
- * There is no direct allreduce: with every rank reducing every input in its
- * own order, floating-point results would differ between ranks in the last
- * bits, and Chorus promises bit-identical allreduce results everywhere.
+ * Direct reduce_scatter keeps every link of a full mesh busy: each block is
+ * cut into n - 1 chunks, and in step s every rank receives, from each peer
+ * at distance d, chunk (d - 1 + s) mod (n - 1) of its block and reduces it
+ * in place (up to DIRECT_CHUNKED_MAX ranks; beyond, one chunk per step). In every step the n - 1 incoming chunks are distinct (no two
+ * reductions write one range) and over the n - 1 steps each peer delivers
+ * every chunk once: n - 1 steps, each moving one block per rank spread over
+ * all its links. Direct allreduce is that reduce-scatter of the vector's n
+ * blocks followed by the direct allgather of the reduced blocks; every
+ * element is reduced on one rank only, so the results stay bit-identical
+ * everywhere (a rank reducing every input itself would not).
  *
  * Pairwise: in step k every rank sends to r + k and receives from r - k, so
  * each step is a permutation and no link or rank is oversubscribed.
@@ -126,12 +133,117 @@ static chorus_result_t direct_allgather(struct plan *p, const struct plan_args *
     return CHORUS_SUCCESS;
 }
 
+/* Block q of the vector: rank blocks (reduce_scatter: count each) or the
+ * allreduce vector cut into n nearly equal blocks; in elements. */
+static void block_of(const struct plan_args *a, int q, uint64_t *off, uint64_t *len)
+{
+    const uint64_t n = (uint64_t)a->nranks;
+    if (a->kind == COLL_REDUCE_SCATTER) {
+        *off = (uint64_t)q * a->count;
+        *len = a->count;
+        return;
+    }
+    const uint64_t base = a->count / n, extra = a->count % n, b = (uint64_t)q;
+    *off = b * base + (b < extra ? b : extra);
+    *len = base + (b < extra);
+}
+
+/* Chunk c of a block of len elements cut into k chunks; in elements. */
+static void chunk_of(uint64_t len, int k, int c, uint64_t *off, uint64_t *clen)
+{
+    const uint64_t base = len / (uint64_t)k, extra = len % (uint64_t)k, b = (uint64_t)c;
+    *off = b * base + (b < extra ? b : extra);
+    *clen = base + (b < extra);
+}
+
+/* The reduce-scatter part; our reduced block lands in recvbuf at dst_base
+ * (elements). Chunk c comes in step s from the peer at distance
+ * d = (c - s) mod (n - 1) + 1: distinct chunks in a step, every chunk from
+ * every peer once. Beyond DIRECT_CHUNKED_MAX ranks a block is one chunk
+ * (one message per step, as pairwise): n - 1 messages in flight per step
+ * over n - 1 steps would be n^2 messages per rank, and levels that large
+ * are switches, where one port carries them all anyway. */
+static chorus_result_t direct_reduce_blocks(struct plan *p, const struct plan_args *a,
+                                            uint64_t dst_base)
+{
+    const int n = a->nranks, r = a->rank, k = n - 1;
+    const int nchunks = n <= DIRECT_CHUNKED_MAX ? k : 1;
+    const uint64_t es = a->esize;
+    uint64_t mo, ml;
+    block_of(a, r, &mo, &ml);
+    for (int s = 0; s < k; s++) {
+        CHORUS_CHECK(plan_step(p));
+        for (int c = 0; c < nchunks; c++) {
+            const int d = ((c - s) % k + k) % k + 1;
+            const int to = (r + d) % n, from = (r - d + n) % n;
+            uint64_t bo, bl, co, cl;
+            block_of(a, to, &bo, &bl);
+            chunk_of(bl, nchunks, c, &co, &cl);
+            if (cl)
+                CHORUS_CHECK(plan_send(p, to, PLAN_SENDBUF, (bo + co) * es, cl * es));
+            chunk_of(ml, nchunks, c, &co, &cl);
+            if (!cl)
+                continue;
+            /* every chunk arrives in every step: step 0 starts from our input */
+            plan_buf_t src = s == 0 ? PLAN_SENDBUF : PLAN_RECVBUF;
+            uint64_t src_off = s == 0 ? (mo + co) * es : (dst_base + co) * es;
+            CHORUS_CHECK(plan_recv_reduce(p, from, src, src_off, PLAN_RECVBUF,
+                                          (dst_base + co) * es, cl * es));
+        }
+    }
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t direct_reduce_scatter(struct plan *p, const struct plan_args *a)
+{
+    const uint64_t blk = (uint64_t)a->count * a->esize;
+    if (blk == 0)
+        return CHORUS_SUCCESS;
+    if (a->nranks == 1)
+        return a->in_place ? CHORUS_SUCCESS : plan_copy(p, PLAN_SENDBUF, 0, PLAN_RECVBUF, 0, blk);
+    return direct_reduce_blocks(p, a, 0);
+}
+
+static chorus_result_t direct_allreduce(struct plan *p, const struct plan_args *a)
+{
+    const uint64_t es = a->esize, bytes = (uint64_t)a->count * es;
+    const int n = a->nranks, r = a->rank;
+    if (bytes == 0)
+        return CHORUS_SUCCESS;
+    if (n == 1)
+        return a->in_place ? CHORUS_SUCCESS : plan_copy(p, PLAN_SENDBUF, 0, PLAN_RECVBUF, 0, bytes);
+    uint64_t mo, ml;
+    block_of(a, r, &mo, &ml);
+    CHORUS_CHECK(direct_reduce_blocks(p, a, mo));
+    /* the allgather of the reduced blocks: all at once, or beyond
+     * DIRECT_CHUNKED_MAX ranks one peer pair per step (n - 1 messages per
+     * rank arriving at staggered times are slow to simulate and buy nothing
+     * on the switch such a level is). Empty blocks of a vector shorter than
+     * n elements carry no message on either side. */
+    const int all_at_once = n <= DIRECT_CHUNKED_MAX;
+    CHORUS_CHECK(plan_step(p));
+    for (int d = 1; d < n; d++) {
+        const int to = (r + d) % n, from = (r - d + n) % n;
+        uint64_t qo, ql;
+        block_of(a, from, &qo, &ql);
+        if (!all_at_once && d > 1)
+            CHORUS_CHECK(plan_step(p));
+        if (ml)
+            CHORUS_CHECK(plan_send(p, to, PLAN_RECVBUF, mo * es, ml * es));
+        if (ql)
+            CHORUS_CHECK(plan_recv(p, from, PLAN_RECVBUF, qo * es, ql * es));
+    }
+    return CHORUS_SUCCESS;
+}
+
 chorus_result_t direct_plan(struct plan *p, const struct plan_args *a)
 {
     switch (a->kind) {
     case COLL_ALLTOALL:
     case COLL_ALLTOALLV: return exchange(p, a, 1);
     case COLL_ALLGATHER: return direct_allgather(p, a);
+    case COLL_REDUCE_SCATTER: return direct_reduce_scatter(p, a);
+    case COLL_ALLREDUCE: return direct_allreduce(p, a);
     default: break;
     }
     return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "direct: %s not implemented", coll_name(a->kind));

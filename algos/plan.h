@@ -83,6 +83,18 @@ const char *algo_name(algo_t algo);
 /* ALGO_COUNT if name is unknown. */
 algo_t algo_from_name(const char *name);
 
+/* rhd allreduce of at most this many bytes runs recursive doubling (log2 p
+ * steps of the whole vector) instead of Rabenseifner's 2 log2 p steps; the
+ * tuner prices it the same way. MPICH's default cut-over (2 KiB). */
+#define RHD_DOUBLING_MAX 2048
+
+/* Direct reduce_scatter / allreduce on at most this many ranks cut each
+ * block into n - 1 chunks, one from every peer in every step (all links of
+ * a full mesh busy), and allreduce sends its reduced block to all at once;
+ * on more, one peer per step, as pairwise (n - 1 chunks in flight for
+ * n - 1 steps would be n^2 messages per rank). */
+#define DIRECT_CHUNKED_MAX 16
+
 /* What a generator needs to know. */
 struct plan_args {
     coll_kind_t kind;

@@ -15,7 +15,14 @@
  *  - reduce_scatter / allgather: the blocks of the ranks it stands for
  *    (two for a folded pair, which are adjacent ranks, else its own).
  *
- * Scratch: allreduce and allgather none; reduce_scatter up to the whole
+ * Short allreduce (at most RHD_DOUBLING_MAX bytes, plan.h) is recursive
+ * doubling instead: log2 steps of the whole vector, each participant adding
+ * its partner's partial sum (half the steps of Rabenseifner, whose bandwidth
+ * saving is nothing at this size). Both partners compute a OP b and b OP a,
+ * which are equal for every Chorus op, so the results stay bit-identical.
+ *
+ * Scratch: allreduce none (recursive doubling: the vector, to alternate
+ * with recvbuf); allgather none; reduce_scatter up to the whole
  * input (nranks * count * esize) on participants, laid out like sendbuf,
  * since sendbuf is read-only and recvbuf holds one block. */
 #ifdef HAVE_CONFIG_H
@@ -135,6 +142,62 @@ static chorus_result_t allreduce(struct rhd *h)
     return plan_send(p, h->r - 1, PLAN_RECVBUF, 0, bytes);
 }
 
+static int log2_of(int pof2)
+{
+    int lg = 0;
+    while ((1 << lg) < pof2)
+        lg++;
+    return lg;
+}
+
+/* Recursive doubling over the participants: every step sends the partial
+ * sum held in cur and reduces the partner's into the other buffer (a step
+ * may not write what it sends). The buffers alternate so that the last
+ * write lands in recvbuf; in place, a rank without a fold step would then
+ * write recvbuf (= sendbuf) while sending it, so it ends in scratch and
+ * copies out. */
+static chorus_result_t doubling_allreduce(struct rhd *h, uint64_t bytes)
+{
+    struct plan *p = h->p;
+    CHORUS_CHECK(plan_step(p));
+    if (folds(h)) {
+        CHORUS_CHECK(plan_send(p, h->r + 1, PLAN_SENDBUF, 0, bytes));
+        CHORUS_CHECK(plan_step(p));
+        return plan_recv(p, h->r + 1, PLAN_RECVBUF, 0, bytes);
+    }
+    const int head = is_pair_head(h), writes = head + log2_of(h->pof2);
+    const int copy_out = h->a->in_place && !head && writes % 2 == 1;
+    plan_buf_t cur = PLAN_SENDBUF;
+    int w = 0;
+    /* write w goes to recvbuf when an even number of writes follow it */
+#define TARGET(w) ((((writes - 1 - (w)) + copy_out) % 2) == 0 ? PLAN_RECVBUF : PLAN_SCRATCH)
+    if (head) {
+        plan_buf_t dst = TARGET(w);
+        CHORUS_CHECK(plan_recv_reduce(p, h->r - 1, cur, 0, dst, 0, bytes));
+        cur = dst;
+        w++;
+    }
+    for (int dist = 1; dist < h->pof2; dist *= 2, w++) {
+        const int peer = real_rank(h, h->nr ^ dist);
+        plan_buf_t dst = TARGET(w);
+        if (w > 0 || head)
+            CHORUS_CHECK(plan_step(p));
+        CHORUS_CHECK(plan_send(p, peer, cur, 0, bytes));
+        CHORUS_CHECK(plan_recv_reduce(p, peer, cur, 0, dst, 0, bytes));
+        cur = dst;
+    }
+#undef TARGET
+    need_scratch(p, bytes);
+    if (copy_out) {
+        CHORUS_CHECK(plan_step(p));
+        CHORUS_CHECK(plan_copy(p, PLAN_SCRATCH, 0, PLAN_RECVBUF, 0, bytes));
+    }
+    if (!head)
+        return CHORUS_SUCCESS;
+    CHORUS_CHECK(plan_step(p));
+    return plan_send(p, h->r - 1, PLAN_RECVBUF, 0, bytes);
+}
+
 static chorus_result_t reduce_scatter(struct rhd *h)
 {
     const uint64_t whole = (uint64_t)h->n * h->blk;
@@ -192,7 +255,8 @@ chorus_result_t rhd_plan(struct plan *p, const struct plan_args *a)
     else
         h.nr = h.r - h.rem;
     switch (a->kind) {
-    case COLL_ALLREDUCE: return allreduce(&h);
+    case COLL_ALLREDUCE:
+        return bytes <= RHD_DOUBLING_MAX ? doubling_allreduce(&h, bytes) : allreduce(&h);
     case COLL_REDUCE_SCATTER: h.by_rank = 1; return reduce_scatter(&h);
     case COLL_ALLGATHER: h.by_rank = 1; return allgather(&h);
     default: break;

@@ -173,6 +173,23 @@ static double all_at_once(const struct view *v, double x)
     return lat + post + t;
 }
 
+/* Pipelined reduction reduces each arrived piece of this size (the
+ * simulator's reduce_chunk, the runtime executor's receive piece). */
+#define REDUCE_PIECE 65536.0
+
+/* Direct reduce-scatter (algos/pairwise_plan.c) of blocks of x bytes: p - 1
+ * steps, each sending every peer a chunk of x / (p - 1) at once and
+ * reducing as many, one at a time: the chunks arrive together, so the last
+ * piece of each is reduced after the transfers end. */
+static double direct_reduce(const struct view *v, double x)
+{
+    double p = v->p, chunk = x / (p - 1);
+    if (v->p > DIRECT_CHUNKED_MAX) /* one message per step, as pairwise */
+        return (p - 1) * slowest_r(v, x);
+    double tail = (p - 1) * fmin(chunk, REDUCE_PIECE) * v->gamma;
+    return (p - 1) * fmax(all_at_once(v, chunk) + tail, v->a[0] + x * v->gamma);
+}
+
 static int pof2_below(int n)
 {
     int p = 1;
@@ -198,12 +215,49 @@ static double halving(const struct view *v, double total, int reduce, int fold_m
 }
 
 
+/* Recursive doubling allreduce of a short vector: every step moves all of
+ * it (reduced on arrival), plus the fold's two messages. */
+static double doubling_whole(const struct view *v, double m)
+{
+    int pof2 = pof2_below(v->p);
+    double t = 0;
+    for (long dist = 1; dist < pof2; dist *= 2)
+        t += hop_x(v, dist, m, 1);
+    if (v->p > pof2)
+        t += 2 * hop_x(v, 1, m, 1);
+    return t;
+}
+
 /* Binomial tree: log2 p rounds, the round at distance 2^k crossing its level. */
 static double tree_rounds(const struct view *v, double x, int reduce)
 {
     double t = 0;
     for (long d = 1; d < v->p; d *= 2)
         t += hop_x(v, d, x, reduce);
+    return t;
+}
+
+/* The dissemination barrier: in round k every rank r signals r + 2^k mod p.
+ * A round lasts as long as its slowest signal, and the pairs that wrap
+ * around (or straddle a group boundary) cross outer levels than the
+ * distance alone suggests: at any distance short of p some pair crosses
+ * the outermost level. So each round costs the largest latency among the
+ * levels some pair of that round crosses. */
+static double dissemination(const struct view *v)
+{
+    double t = 0;
+    for (long d = 1; d < v->p; d *= 2) {
+        double worst = 0;
+        for (int k = 0; k < v->n; k++) {
+            /* some pair differs at level k and agrees above it exactly
+             * when it lies inside one level-(k+1) member: forwards (d) or
+             * across the wrap (p - d) closer than that member's size */
+            long outer = v->stride[k + 1];
+            if (k == v->n - 1 || d < outer || v->p - d < outer)
+                worst = fmax(worst, v->a[k]);
+        }
+        t += worst;
+    }
     return t;
 }
 
@@ -223,9 +277,15 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
         case ALGO_RING:
             return (p - 1) * (slowest_r(v, m / p) + slowest(v, m / p));
         case ALGO_RHD:
+            if (m <= RHD_DOUBLING_MAX) /* recursive doubling of the whole vector */
+                return doubling_whole(v, m);
             return halving(v, m, 1, 1) + halving(v, m, 0, 1);
         case ALGO_TREE:
             return tree_rounds(v, m, 1) + tree_rounds(v, m, 0);
+        case ALGO_DIRECT:
+            return direct_reduce(v, m / p) + (v->p > DIRECT_CHUNKED_MAX
+                                                  ? (p - 1) * slowest(v, m / p)
+                                                  : all_at_once(v, m / p));
         default:
             return -1;
         }
@@ -252,6 +312,8 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
             return (p - 1) * slowest_r(v, m);
         case ALGO_RHD:
             return halving(v, m * pof2_below(v->p), 1, 2);
+        case ALGO_DIRECT:
+            return direct_reduce(v, m);
         default:
             return -1;
         }
@@ -298,7 +360,7 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_BARRIER:
         if (a != ALGO_DISSEMINATION)
             return -1;
-        return tree_rounds(v, 0, 0);
+        return dissemination(v);
     default:
         return -1;
     }
@@ -493,6 +555,90 @@ static double shm_hier_cost(const struct view *v, const struct tuner_shm *s, col
         return -1;
     }
     return local + phase(v, v->n - 1, across, x, d);
+}
+
+/* ---- the bandwidth bound ------------------------------------------------------ */
+
+/* Mean hops from a member of level k to another member by a shortest route. */
+static double mean_hops(const struct topo *t, const struct view *v, int k)
+{
+    const struct topo_level *l = &t->levels[v->topo_level[k]];
+    double g = v->g[k];
+    if (l->shape == TOPO_SHAPE_TORUS) /* torus_hops averages over all pairs, self included */
+        return fmax(1, torus_hops(l) * g / (g - 1));
+    if (l->shape == TOPO_SHAPE_RING) {
+        double h = 0;
+        for (int j = 1; j < v->g[k]; j++)
+            h += j < v->g[k] - j ? j : v->g[k] - j;
+        return h / (g - 1);
+    }
+    return 1;
+}
+
+double tuner_bound(const struct topo *t, coll_kind_t kind, size_t bytes, int *limit)
+{
+    struct view v;
+    view_of(t, &v);
+    if (limit)
+        *limit = -1;
+    if (v.n == 0 || v.p <= 1)
+        return 0;
+    const double p = v.p, m = (double)bytes;
+    double whole; /* the vector an ideal allreduce, reduce-scatter, ... works on */
+    switch (kind) {
+    case COLL_ALLREDUCE:
+    case COLL_BROADCAST:
+    case COLL_REDUCE: whole = m; break;
+    case COLL_ALLGATHER:
+    case COLL_REDUCE_SCATTER: whole = m * p; break;
+    case COLL_ALLTOALL:
+    case COLL_ALLTOALLV: whole = m * p; break;
+    default: return -1;
+    }
+    int reduces = kind == COLL_ALLREDUCE || kind == COLL_REDUCE_SCATTER || kind == COLL_REDUCE;
+    double best = reduces ? (p - 1) / p * whole * v.gamma : 0;
+    for (int k = 0; k < v.n; k++) {
+        double g = v.g[k], below = (double)v.stride[k], vol;
+        switch (kind) {
+        case COLL_ALLREDUCE: /* reduce-scatter in, allgather out: the shard below */
+            vol = 2 * (g - 1) / g * whole / below;
+            break;
+        case COLL_ALLGATHER:
+        case COLL_REDUCE_SCATTER:
+            vol = (g - 1) / g * whole / below;
+            break;
+        case COLL_ALLTOALL:
+        case COLL_ALLTOALLV: /* the blocks for the members behind this level, hop by hop */
+            vol = m * (double)(v.stride[k + 1] - v.stride[k]) * mean_hops(t, &v, k);
+            break;
+        default: /* broadcast, reduce: outermost, a pipeline of members each
+                  * taking the vector through all its ranks' ports; inside,
+                  * the allgather (reduce-scatter) of the pieces */
+            vol = k == v.n - 1 ? whole / below : (g - 1) / g * whole / below;
+            break;
+        }
+        double time = vol * v.b[k] / v.links[k];
+        if (time > best) {
+            best = time;
+            if (limit)
+                *limit = v.topo_level[k];
+        }
+    }
+    return best;
+}
+
+double tuner_busbw(const struct topo *t, coll_kind_t kind, size_t bytes, double seconds)
+{
+    double p = t->nranks, s = (double)bytes, f = 1;
+    switch (kind) {
+    case COLL_ALLREDUCE: f = 2 * (p - 1) / p; break;
+    case COLL_ALLGATHER:
+    case COLL_REDUCE_SCATTER:
+    case COLL_ALLTOALL:
+    case COLL_ALLTOALLV: s *= p; f = (p - 1) / p; break;
+    default: break;
+    }
+    return seconds > 0 ? s / seconds * f / 1e9 : 0;
 }
 
 algo_t tuner_level_best(const struct topo *t, int level, coll_kind_t kind, size_t bytes,

@@ -101,6 +101,23 @@ void tuner_topo_constraints(const struct topo *t, struct algo_config *cfg);
 /* 1 if ALGO_HIER is a candidate for kind on t (with or without shm). */
 int tuner_hier_possible(const struct topo *t, const struct tuner_shm *shm, coll_kind_t kind);
 
+/* The bandwidth bound of kind on t (docs/tuner.md, "The bandwidth bound"):
+ * the time of an ideal hierarchical algorithm that keeps every level busy
+ * at once and moves over each level only the bytes it must, T = max over
+ * levels of (bytes a rank moves across the level) / (the rank's bandwidth
+ * there: all its links on a full-mesh, ring or torus level, its port on a
+ * switch or Clos level), and of the reduction a rank must do. bytes as
+ * tuner_lookup counts them (vector; one rank's block for allgather and
+ * reduce_scatter; one peer's block for alltoall). Returns seconds (0 for
+ * one rank, < 0 for a collective without a bound: barrier, send/recv);
+ * *limit (may be NULL) gets the topology level that sets it, or -1 for the
+ * reduction. */
+double tuner_bound(const struct topo *t, coll_kind_t kind, size_t bytes, int *limit);
+
+/* The busbw (nccl-tests' definition, GB/s) a run of kind moving bytes (as
+ * tuner_bound counts them) in `seconds` shows. */
+double tuner_busbw(const struct topo *t, coll_kind_t kind, size_t bytes, double seconds);
+
 /* "allreduce: 1B-2K rhd, 4K-1G ring, ..." : the table of kind in one line,
  * as the runtime logs it and chorus_tune --summary prints it. */
 void tuner_summary(const struct tuner *tu, coll_kind_t kind, char *buf, size_t len);

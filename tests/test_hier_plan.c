@@ -411,7 +411,9 @@ static int supports(algo_t a, coll_kind_t k)
     case ALGO_TREE: return k == COLL_ALLREDUCE || k == COLL_BROADCAST || k == COLL_REDUCE;
     case ALGO_BRUCK: return k == COLL_ALLGATHER || k == COLL_ALLTOALL;
     case ALGO_PAIRWISE: return k == COLL_ALLTOALL || k == COLL_ALLTOALLV;
-    case ALGO_DIRECT: return k == COLL_ALLTOALL || k == COLL_ALLTOALLV || k == COLL_ALLGATHER;
+    case ALGO_DIRECT:
+        return k == COLL_ALLTOALL || k == COLL_ALLTOALLV || k == COLL_ALLGATHER ||
+               k == COLL_REDUCE_SCATTER || k == COLL_ALLREDUCE;
     case ALGO_DISSEMINATION: return k == COLL_BARRIER;
     default: return 0;
     }

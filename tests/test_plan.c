@@ -518,7 +518,7 @@ static void check_steps(algo_t algo, coll_kind_t kind, int n, const struct steps
 {
     int limit;
     const char *shape;
-    if (algo == ALGO_RING || algo == ALGO_PAIRWISE || (algo == ALGO_DIRECT && kind == COLL_ALLREDUCE)) {
+    if (algo == ALGO_RING || algo == ALGO_PAIRWISE || (algo == ALGO_DIRECT && (kind == COLL_ALLREDUCE || kind == COLL_REDUCE_SCATTER))) {
         limit = 2 * n + 2;
         shape = "O(n)";
     } else if (algo == ALGO_DIRECT) {

@@ -45,7 +45,9 @@ static void closed_forms(void)
             /* reduction overlaps arrival: the slower of b and g per byte */
             double rg = fmax(b, g);
             double ring = 2 * (P - 1) * a + (P - 1) / P * m * (b + rg);
-            double rhd = 2 * L * a + (P - 1) / P * m * (b + rg);
+            /* Rabenseifner; recursive doubling of the whole vector when short */
+            double rhd = m <= RHD_DOUBLING_MAX ? L * (a + m * rg)
+                                               : 2 * L * a + (P - 1) / P * m * (b + rg);
             double c = tuner_cost(t, NULL, COLL_ALLREDUCE, ALGO_RING, (size_t)m, NULL);
             CHECK(near(c, ring), "ring allreduce p=%d m=%g: %g vs %g", p, m, c, ring);
             c = tuner_cost(t, NULL, COLL_ALLREDUCE, ALGO_RHD, (size_t)m, NULL);
@@ -87,10 +89,12 @@ static void table_is_cheapest(void)
     }
     algo_t small = tuner_lookup(tu, COLL_ALLREDUCE, 8)->algo;
     CHECK(small == ALGO_RHD || small == ALGO_TREE, "8 B allreduce on 64 ranks: %s", algo_name(small));
-    /* bandwidth-optimal (ring, or Rabenseifner, which the model prices with
-     * the same bandwidth term and fewer latencies), never the tree */
+    /* bandwidth-optimal (ring, Rabenseifner or direct, which the model
+     * prices with the same bandwidth term and fewer latencies), never the
+     * tree */
     algo_t big = tuner_lookup(tu, COLL_ALLREDUCE, 1u << 30)->algo;
-    CHECK(big == ALGO_RING || big == ALGO_RHD, "1 GiB allreduce: %s", algo_name(big));
+    CHECK(big == ALGO_RING || big == ALGO_RHD || big == ALGO_DIRECT, "1 GiB allreduce: %s",
+          algo_name(big));
     free(tu);
     topo_free(t);
 }
