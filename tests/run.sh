@@ -305,8 +305,12 @@ net_tests() {
         CHORUS_ALGO=hier "$MPIRUN" -np 8 "${tc[@]}" --seed 83
     # the runtime's decision table is the tuner's for the same layout
     [ -x "$BUILD/perf/all_reduce_perf" ] && [ -x "$BUILD/src/chorus_tune" ] &&
-        run_test "tuner: runtime table = chorus_tune (2x2, 3x2, tuning file)" 300 \
+        run_test "tuner: runtime = chorus_tune (2x2, 3x2, 4x1, tuning file; alltoallv runs)" 300 \
             bash "$SRC/tests/tuner_match.sh" "$BUILD" "$MPIRUN"
+    # ... and runs what chorus_sim names for the same topology file, call by call
+    [ -x "$BUILD/perf/all_reduce_perf" ] && [ -x "$BUILD/perf/chorus_sim" ] &&
+        run_test "tuner: runtime runs chorus_sim's choice (topology files over TCP)" 300 \
+            bash "$SRC/tests/runtime_sim_match.sh" "$BUILD" "$MPIRUN"
     # ranks disagreeing on CHORUS_ALGO are refused at init, not left to hang
     have test_badinput && run_test "env check: CHORUS_ALGO differs between ranks" 60 \
         "$MPIRUN" -np 1 -env CHORUS_ALGO ring "$T/test_badinput" --env-mismatch CHORUS_ALGO : \
