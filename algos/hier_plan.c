@@ -36,6 +36,7 @@
 #include "hier_plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -55,6 +56,19 @@ struct hier {
     int stride[HIER_MAX_LEVELS];   /* rank distance between neighbouring members */
     struct plan sub;               /* the phase being appended */
     int *peers;                    /* [largest g]: member -> rank */
+    /* pipelined allreduce: the phases of one segment, recorded, not appended */
+    int recording, lockstep;       /* lockstep: every recorded phase moves in lockstep */
+    struct recorded *rec;
+    int nrec, rec_cap;
+};
+
+/* A phase of the pipelined allreduce, as built for segment 0. */
+struct recorded {
+    struct plan plan;
+    int *peers;                    /* [g] */
+    plan_buf_t map[PLAN_NBUFS];
+    uint64_t base[PLAN_NBUFS];
+    int steps;                     /* its lockstep length */
 };
 
 /* ---- algorithms per level --------------------------------------------------------- */
@@ -111,7 +125,117 @@ static chorus_result_t check_algos(const struct hier *h)
     return CHORUS_SUCCESS;
 }
 
+/* ---- lockstep and segments (hier_plan.h) ------------------------------------------------ */
+
+int hier_lockstep_steps(algo_t algo, coll_kind_t kind, int g, uint64_t bytes, int in_place)
+{
+    int lg = 0;
+    while ((1 << lg) < g)
+        lg++;
+    switch (algo) {
+    case ALGO_RING:
+        if (kind == COLL_ALLREDUCE)
+            return 2 * (g - 1);
+        return kind == COLL_REDUCE_SCATTER || kind == COLL_ALLGATHER ? g - 1 : -1;
+    case ALGO_DIRECT:
+        if (kind == COLL_ALLGATHER)
+            return 1;
+        if (kind == COLL_REDUCE_SCATTER)
+            return g - 1;
+        if (kind == COLL_ALLREDUCE)
+            return g <= DIRECT_CHUNKED_MAX ? g : 2 * (g - 1);
+        return -1;
+    case ALGO_RHD: /* a non-power of two folds: the folded ranks idle in between */
+        if (g & (g - 1))
+            return -1;
+        if (kind == COLL_ALLREDUCE) /* doubling in place ends in scratch after odd steps */
+            return bytes <= RHD_DOUBLING_MAX ? lg + (in_place && lg % 2) : 2 * lg;
+        return kind == COLL_REDUCE_SCATTER || kind == COLL_ALLGATHER ? lg : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Segments must leave every block of every phase at least as many elements
+ * as the largest group has members (no empty blocks: each member then
+ * takes the full count of steps), and hold whole shards at every level. */
+int hier_pipe_segments(const int *group, int nlevels, uint64_t count, uint64_t esize,
+                       uint64_t min_bytes, uint64_t *seg_count)
+{
+    uint64_t inner = 1, top = 1, gmax = 1;
+    int n = 0;
+    *seg_count = count;
+    for (int i = 0; i < nlevels; i++) {
+        if (group[i] <= 1)
+            continue;
+        n++;
+        inner *= top;
+        top = (uint64_t)group[i];
+        gmax = top > gmax ? top : gmax;
+    }
+    if (n < 2 || esize == 0)
+        return 1;
+    if (!min_bytes)
+        min_bytes = HIER_PIPE_MIN_BYTES;
+    uint64_t nseg = count * esize / min_bytes;
+    if (nseg > HIER_PIPE_MAX_SEGS)
+        nseg = HIER_PIPE_MAX_SEGS;
+    const uint64_t least = inner * top * gmax;
+    while (nseg >= 2 && count / nseg / inner * inner < least)
+        nseg /= 2;
+    if (nseg < 2)
+        return 1;
+    *seg_count = count / nseg / inner * inner;
+    return (int)nseg;
+}
+
 /* ---- one phase ------------------------------------------------------------------------ */
+
+static chorus_result_t record(struct hier *h, int t, const struct plan_args *sa, algo_t algo,
+                              const plan_buf_t *map, const uint64_t *base)
+{
+    const int steps = hier_lockstep_steps(algo, sa->kind, sa->nranks,
+                                          (uint64_t)sa->count * sa->esize, sa->in_place);
+    if (steps < 0) {
+        h->lockstep = 0;
+        return CHORUS_SUCCESS;
+    }
+    if (h->nrec == h->rec_cap) {
+        int cap = h->rec_cap ? 2 * h->rec_cap : 8;
+        struct recorded *r = realloc(h->rec, (size_t)cap * sizeof *r);
+        if (!r)
+            return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+        h->rec = r;
+        h->rec_cap = cap;
+    }
+    struct recorded *r = &h->rec[h->nrec];
+    memset(r, 0, sizeof *r);
+    r->peers = malloc((size_t)h->g[t] * sizeof *r->peers);
+    if (!r->peers)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+    h->nrec++;
+    memcpy(r->peers, h->peers, (size_t)h->g[t] * sizeof *r->peers);
+    memcpy(r->map, map, sizeof r->map);
+    memcpy(r->base, base, sizeof r->base);
+    r->steps = steps;
+    CHORUS_CHECK(plan_build(&r->plan, sa, algo));
+    if (r->plan.nsteps != steps) /* every member must take the same steps, or slots slip */
+        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier: %s %s among %d took %d steps, not the "
+                          "%d of lockstep", algo_name(algo), coll_name(sa->kind), sa->nranks,
+                          r->plan.nsteps, steps);
+    return CHORUS_SUCCESS;
+}
+
+static void free_recorded(struct hier *h)
+{
+    for (int i = 0; i < h->nrec; i++) {
+        plan_free(&h->rec[i].plan);
+        free(h->rec[i].peers);
+    }
+    free(h->rec);
+    h->rec = NULL;
+    h->nrec = h->rec_cap = 0;
+}
 
 /* Appends the flat plan of algo for sa (kind, count, root, in_place) among
  * the members of our group at active level t; its send buffer, receive
@@ -125,9 +249,11 @@ static chorus_result_t phase(struct hier *h, int t, struct plan_args sa, algo_t 
     sa.esize = (size_t)h->es;
     for (int j = 0; j < h->g[t]; j++)
         h->peers[j] = h->a->rank + (j - h->c[t]) * h->stride[t];
-    CHORUS_CHECK(plan_build(&h->sub, &sa, algo));
     const plan_buf_t map[PLAN_NBUFS] = {sbuf, rbuf, PLAN_SCRATCH};
     const uint64_t base[PLAN_NBUFS] = {soff, roff, scratch_base};
+    if (h->recording)
+        return record(h, t, &sa, algo, map, base);
+    CHORUS_CHECK(plan_build(&h->sub, &sa, algo));
     return plan_append(h->p, &h->sub, h->peers, map, base);
 }
 
@@ -183,13 +309,14 @@ static void gather_layout(const struct hier *h, uint64_t blk, uint64_t *w, uint6
 
 /* ---- the compositions --------------------------------------------------------------------- */
 
-static chorus_result_t allreduce(struct hier *h)
+/* The composed allreduce of elements [first, first + count) of the vector. */
+static chorus_result_t allreduce_range(struct hier *h, uint64_t first, uint64_t count)
 {
     const struct plan_args *a = h->a;
     const uint64_t es = h->es;
     const int top = h->n - 1;
     uint64_t off[HIER_MAX_LEVELS], q[HIER_MAX_LEVELS], rem[HIER_MAX_LEVELS];
-    uint64_t o = 0, len = a->count;
+    uint64_t o = first, len = count;
     plan_buf_t src = PLAN_SENDBUF;
     for (int t = 0; t < top; t++) {
         const uint64_t g = (uint64_t)h->g[t], c = (uint64_t)h->c[t];
@@ -234,6 +361,84 @@ static chorus_result_t allreduce(struct hier *h)
         }
     }
     return CHORUS_SUCCESS;
+}
+
+/* The pipelined allreduce: the phases of one segment (recorded), then slot
+ * by slot, segment i running position s - i of its sequence of phase
+ * steps. Every member of a group runs a phase's k-th step in the same slot
+ * (lockstep phases), so each slot's messages match within it and the slots
+ * are deadlock-free as a whole; a slot holds one step of up to T segments
+ * (T = the sequence's length), all levels at once. Segments touch disjoint
+ * ranges of the vector; a phase's scratch gets one window per segment that
+ * may run it at the same time (its step count). */
+static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg)
+{
+    const uint64_t seg_bytes = seg * h->es;
+    int total = 0, *start = malloc((size_t)h->nrec * sizeof *start);
+    uint64_t *sbase = malloc((size_t)h->nrec * sizeof *sbase), soff = 0;
+    if (!start || !sbase) {
+        free(start);
+        free(sbase);
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+    }
+    for (int j = 0; j < h->nrec; j++) {
+        start[j] = total;
+        total += h->rec[j].steps;
+        sbase[j] = soff;
+        soff += (uint64_t)h->rec[j].steps * h->rec[j].plan.scratch_bytes;
+    }
+    chorus_result_t res = CHORUS_SUCCESS;
+    for (int slot = 0; slot < nseg + total - 1 && res == CHORUS_SUCCESS; slot++) {
+        res = plan_step(h->p);
+        int j = h->nrec - 1;
+        for (int i = slot - total + 1 > 0 ? slot - total + 1 : 0; i < nseg && i <= slot &&
+                                                                   res == CHORUS_SUCCESS; i++) {
+            const int pos = slot - i;
+            while (j > 0 && start[j] > pos)
+                j--;
+            while (j + 1 < h->nrec && start[j + 1] <= pos)
+                j++;
+            const struct recorded *r = &h->rec[j];
+            const int k = pos - start[j];
+            if (k >= r->plan.nsteps)
+                continue;
+            uint64_t base[PLAN_NBUFS];
+            for (int b = 0; b < PLAN_NBUFS; b++)
+                base[b] = r->base[b] + (r->map[b] == PLAN_SCRATCH
+                                            ? sbase[j] + (uint64_t)(i % r->steps) *
+                                                             r->plan.scratch_bytes
+                                            : (uint64_t)i * seg_bytes);
+            res = plan_append_step(h->p, &r->plan, k, r->peers, r->map, base);
+        }
+    }
+    free(start);
+    free(sbase);
+    return res;
+}
+
+static chorus_result_t allreduce(struct hier *h)
+{
+    uint64_t seg = 0;
+    const int nseg = hier_pipe_segments(h->ha->group, h->ha->nlevels, h->a->count, h->es,
+                                        h->ha->pipe_min_bytes, &seg);
+    if (nseg >= 2) {
+        h->recording = 1;
+        h->lockstep = 1;
+        chorus_result_t res = allreduce_range(h, 0, seg);
+        h->recording = 0;
+        if (res == CHORUS_SUCCESS && h->lockstep) {
+            res = pipelined(h, nseg, seg);
+            free_recorded(h);
+            const uint64_t done = (uint64_t)nseg * seg;
+            if (res == CHORUS_SUCCESS && done < h->a->count)
+                res = allreduce_range(h, done, h->a->count - done);
+            return res;
+        }
+        free_recorded(h);
+        if (res != CHORUS_SUCCESS)
+            return res;
+    }
+    return allreduce_range(h, 0, h->a->count);
 }
 
 static chorus_result_t allgather(struct hier *h)
@@ -513,6 +718,7 @@ chorus_result_t hier_plan(struct plan *p, const struct hier_args *a)
         res = build(&h);
     plan_free(&h.sub);
     free(h.peers);
+    free_recorded(&h);
     if (res != CHORUS_SUCCESS) {
         plan_reset(p, ALGO_HIER);
         return res;

@@ -19,13 +19,36 @@
 
 #define HIER_MAX_LEVELS 6
 
+/* Pipelined allreduce (algos/hier_plan.c): when every level runs an
+ * algorithm whose ranks move in lockstep (ring, direct, rhd on a power of
+ * two) the vector is cut into segments of at least HIER_PIPE_MIN_BYTES
+ * (HIER_PIPE_MAX_SEGS at most) and every step carries one step of each
+ * segment in flight, so all levels work at once. */
+#define HIER_PIPE_MIN_BYTES ((uint64_t)1 << 20)
+#define HIER_PIPE_MAX_SEGS 64
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */
     int nlevels;                   /* 1..HIER_MAX_LEVELS; 1 is the flat algorithm */
     int group[HIER_MAX_LEVELS];    /* members per level, innermost first */
     algo_t algo[HIER_MAX_LEVELS];  /* flat algorithm per level (ALGO_AUTO: a sensible default) */
+    uint64_t pipe_min_bytes;       /* allreduce segments at least this big; 0: HIER_PIPE_MIN_BYTES
+                                      (tests lower it to pipeline small vectors) */
 };
+
+/* How many segments the pipelined allreduce of `count` elements of esize
+ * bytes cuts the vector into on these groups (1: not pipelined, by size;
+ * the level algorithms decide the rest), and the elements of each (the
+ * tail after nseg * seg_count runs unpipelined). The tuner prices the
+ * same. */
+int hier_pipe_segments(const int *group, int nlevels, uint64_t count, uint64_t esize,
+                       uint64_t min_bytes, uint64_t *seg_count);
+
+/* Steps of algo running kind (in place or not) among g members when every
+ * member takes the same number (no empty blocks), -1 when its ranks do not move in lockstep
+ * (a rank's k-th step may match a peer's other step). */
+int hier_lockstep_steps(algo_t algo, coll_kind_t kind, int g, uint64_t bytes, int in_place);
 
 /* Builds rank a->base.rank's composed plan (p->algo = ALGO_HIER). Levels of
  * group 1 are skipped (their algo is ignored); with one level left the plan
@@ -48,5 +71,11 @@ chorus_result_t hier_plan(struct plan *p, const struct hier_args *a);
 chorus_result_t plan_append(struct plan *dst, const struct plan *src, const int *peer_map,
                             const plan_buf_t buf_map[PLAN_NBUFS],
                             const uint64_t buf_base[PLAN_NBUFS]);
+
+/* Appends the ops of src's step s to dst's current step (no new step), mapped
+ * as plan_append maps them: how the pipelined compositions merge steps. */
+chorus_result_t plan_append_step(struct plan *dst, const struct plan *src, int s,
+                                 const int *peer_map, const plan_buf_t buf_map[PLAN_NBUFS],
+                                 const uint64_t buf_base[PLAN_NBUFS]);
 
 #endif

@@ -94,3 +94,22 @@ chorus_result_t plan_append(struct plan *dst, const struct plan *src, const int 
     }
     return CHORUS_SUCCESS;
 }
+
+chorus_result_t plan_append_step(struct plan *dst, const struct plan *src, int s,
+                                 const int *peer_map, const plan_buf_t buf_map[PLAN_NBUFS],
+                                 const uint64_t buf_base[PLAN_NBUFS])
+{
+    if (!dst || !src || !buf_map || !buf_base || s < 0 || s >= src->nsteps)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan_append_step: bad argument");
+    for (int b = 0; b < PLAN_NBUFS; b++)
+        if ((unsigned)buf_map[b] >= PLAN_NBUFS)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan_append_step: buffer %d mapped to "
+                              "bad buffer %d", b, (int)buf_map[b]);
+    for (uint32_t i = src->step_first[s]; i < src->step_first[s + 1]; i++) {
+        const struct plan_op *o = &src->ops[i];
+        if (o->kind > PLAN_COPY || o->src_buf >= PLAN_NBUFS || o->dst_buf >= PLAN_NBUFS)
+            return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan_append_step: malformed op %u", i);
+        CHORUS_CHECK(append_op(dst, o, peer_map, buf_map, buf_base));
+    }
+    return CHORUS_SUCCESS;
+}

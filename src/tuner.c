@@ -4,6 +4,8 @@
 #endif
 #include "tuner.h"
 
+#include "hier_plan.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +423,134 @@ static double phase_pair(const struct view *v, int k, double blk, struct tuner_c
     return bc;
 }
 
+/* ---- the pipelined allreduce (algos/hier_plan.c) ---------------------------- */
+
+static int is_lockstep(algo_t a, coll_kind_t kind, int g, double bytes)
+{
+    return hier_lockstep_steps(a, kind, g, (uint64_t)bytes, 1) >= 0;
+}
+
+/* The lockstep algorithm of each level for a pipelined allreduce: the
+ * cheapest phase(s) of one segment. 0 when the vector makes no segments. */
+static int pipe_choose(const struct view *v, double m, algo_t *level_algo)
+{
+    uint64_t seg;
+    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, 0, &seg);
+    if (nseg < 2)
+        return 0;
+    const int top = v->n - 1;
+    double x = (double)seg * 4;
+    for (int k = 0; k <= top; k++) {
+        struct view one;
+        view_level(v, k, &one);
+        algo_t best = ALGO_COUNT;
+        double bc = 0, blk = x / v->g[k];
+        const algo_t cand[] = {ALGO_RING, ALGO_DIRECT, ALGO_RHD};
+        for (size_t i = 0; i < sizeof cand / sizeof *cand; i++) {
+            double c;
+            if (k < top) {
+                if (!is_lockstep(cand[i], COLL_REDUCE_SCATTER, v->g[k], blk) ||
+                    !is_lockstep(cand[i], COLL_ALLGATHER, v->g[k], blk))
+                    continue;
+                c = flat_cost(&one, COLL_REDUCE_SCATTER, cand[i], blk) +
+                    flat_cost(&one, COLL_ALLGATHER, cand[i], blk);
+            } else {
+                if (!is_lockstep(cand[i], COLL_ALLREDUCE, v->g[k], x))
+                    continue;
+                c = flat_cost(&one, COLL_ALLREDUCE, cand[i], x);
+            }
+            if (c >= 0 && (best == ALGO_COUNT || c < bc)) {
+                best = cand[i];
+                bc = c;
+            }
+        }
+        if (best == ALGO_COUNT)
+            return 0;
+        level_algo[v->topo_level[k]] = best;
+        if (k < top)
+            x = blk;
+    }
+    return 1;
+}
+
+/* The pipelined allreduce with these level algorithms, or -1 when the plan
+ * would not pipeline them (a level not in lockstep, or too short a vector).
+ * Segment i runs position s - i of its T phase steps in slot s (one plan
+ * step), so slot s holds the window of positions [s - nseg + 1, s]: it
+ * lasts as long as the busiest level's bytes in the window take (or the
+ * rank's reductions there), plus the slowest latency among the levels
+ * present. Each phase's byte time is spread evenly over its steps. Then
+ * the tail after the segments, unpipelined. */
+#define PIPE_MAX_POS 1024
+static double pipelined_allreduce(const struct view *v, double m, const algo_t *level_algo)
+{
+    uint64_t seg;
+    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, 0, &seg);
+    if (nseg < 2)
+        return -1;
+    const int top = v->n - 1;
+    static _Thread_local double pos_bytes[PIPE_MAX_POS], pos_red[PIPE_MAX_POS];
+    static _Thread_local int pos_level[PIPE_MAX_POS];
+    int T = 0;
+    double x = (double)seg * 4, tail = 0, rest = m - nseg * x;
+    double blks[TOPO_MAX_LEVELS];
+    /* appends a phase of s steps on level k: c seconds, red bytes reduced */
+    #define ADD_PHASE(k, s, c, red)                                              \
+        do {                                                                     \
+            if ((s) < 0 || (c) < 0 || T + (s) > PIPE_MAX_POS)                    \
+                return -1;                                                       \
+            for (int j_ = 0; j_ < (s); j_++, T++) {                              \
+                pos_level[T] = (k);                                              \
+                pos_bytes[T] = fmax(0, (c) - (s) * v->a[k]) / (s);               \
+                pos_red[T] = (red) * v->gamma / (s);                             \
+            }                                                                    \
+        } while (0)
+    for (int k = 0; k < top; k++) { /* reduce-scatters in */
+        struct view one;
+        view_level(v, k, &one);
+        algo_t a = level_algo[v->topo_level[k]];
+        double blk = x / v->g[k], g = v->g[k];
+        blks[k] = blk;
+        int s = hier_lockstep_steps(a, COLL_REDUCE_SCATTER, v->g[k], (uint64_t)blk, 1);
+        ADD_PHASE(k, s, flat_cost(&one, COLL_REDUCE_SCATTER, a, blk), (g - 1) * blk);
+        tail += flat_cost(&one, COLL_REDUCE_SCATTER, a, rest / g) +
+                flat_cost(&one, COLL_ALLGATHER, a, rest / g);
+        rest /= g;
+        x = blk;
+    }
+    {
+        struct view one;
+        view_level(v, top, &one);
+        algo_t a = level_algo[v->topo_level[top]];
+        int s = hier_lockstep_steps(a, COLL_ALLREDUCE, v->g[top], (uint64_t)x, 1);
+        ADD_PHASE(top, s, flat_cost(&one, COLL_ALLREDUCE, a, x), (v->g[top] - 1) / v->g[top] * x);
+        if (rest >= 1)
+            tail += flat_cost(&one, COLL_ALLREDUCE, a, rest);
+    }
+    for (int k = top - 1; k >= 0; k--) { /* allgathers out */
+        struct view one;
+        view_level(v, k, &one);
+        algo_t a = level_algo[v->topo_level[k]];
+        int s = hier_lockstep_steps(a, COLL_ALLGATHER, v->g[k], (uint64_t)blks[k], 1);
+        ADD_PHASE(k, s, flat_cost(&one, COLL_ALLGATHER, a, blks[k]), 0);
+    }
+    #undef ADD_PHASE
+    double total = 0;
+    for (int slot = 0; slot < nseg + T - 1; slot++) {
+        int lo = slot - nseg + 1 > 0 ? slot - nseg + 1 : 0, hi = slot < T - 1 ? slot : T - 1;
+        double load[TOPO_MAX_LEVELS] = {0}, red = 0, busiest = 0, lat = 0;
+        for (int j = lo; j <= hi; j++) {
+            load[pos_level[j]] += pos_bytes[j];
+            red += pos_red[j];
+            lat = fmax(lat, v->a[pos_level[j]]);
+        }
+        for (int k = 0; k <= top; k++)
+            busiest = fmax(busiest, load[k]);
+        total += fmax(busiest, red) + lat;
+    }
+    return total + (m - nseg * (double)seg * 4 >= 1 ? tail : 0);
+}
+
 static int hier_kind(coll_kind_t kind)
 {
     return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
@@ -436,13 +566,32 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
     int top = v->n - 1;
     switch (kind) {
     case COLL_ALLREDUCE: {
+        /* the best algorithm per level, phases one after another (priced
+         * pipelined when they all move in lockstep: the plan then
+         * pipelines them), against lockstep algorithms on every level,
+         * pipelined */
+        struct tuner_choice seq = {0}, pipe = {0};
         double x = m;
         for (int k = 0; k < top; k++) { /* reduce-scatter in, allgather out */
             double blk = x / v->g[k];
-            t += phase_pair(v, k, blk, d);
+            t += phase_pair(v, k, blk, &seq);
             x = blk;
         }
-        return t + phase(v, top, COLL_ALLREDUCE, x, d);
+        t += phase(v, top, COLL_ALLREDUCE, x, &seq);
+        double tp = pipelined_allreduce(v, m, seq.level_algo);
+        if (tp >= 0)
+            t = tp;
+        if (pipe_choose(v, m, pipe.level_algo)) {
+            double tq = pipelined_allreduce(v, m, pipe.level_algo);
+            if (tq >= 0 && tq < t) {
+                t = tq;
+                seq = pipe;
+            }
+        }
+        if (d)
+            for (int k = 0; k <= top; k++)
+                d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+        return t;
     }
     case COLL_ALLGATHER:
     case COLL_REDUCE_SCATTER: {

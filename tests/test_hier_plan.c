@@ -82,6 +82,7 @@ struct tcase {
     int root, in_place;
     chorus_datatype_t type;
     chorus_op_t op;
+    uint64_t pipe_min; /* hier_args.pipe_min_bytes: small to pipeline small vectors */
 };
 
 static char *case_name(const struct tcase *c, char *out, size_t cap)
@@ -189,6 +190,7 @@ static void setup_rank(const struct tcase *c, int r)
     a->nlevels = c->nlevels;
     memcpy(a->group, c->group, sizeof a->group);
     memcpy(a->algo, c->algo, sizeof a->algo);
+    a->pipe_min_bytes = c->pipe_min;
     if (c->kind == COLL_ALLTOALLV) {
         const size_t n = (size_t)c->n;
         a->base.sendcounts = &W.vcnt[(size_t)r * n];
@@ -546,6 +548,69 @@ static void sweep_shape(const struct shape *s, int quick)
     }
 }
 
+/* The pipelined allreduce: lockstep algorithms on every level (ring,
+ * direct, rhd on powers of two), segments small enough that the vectors of
+ * the sweep make several; results right, in and out of place, with a tail
+ * after the segments, and the plan really pipelined (fewer steps than the
+ * segments run one after another). */
+static void sweep_pipelined(int quick)
+{
+    static const struct shape shapes[] = {{2, {2, 2}}, {2, {4, 2}}, {3, {2, 2, 2}}, {2, {2, 4}},
+                                          {2, {3, 4}}, {3, {2, 1, 3}}, {2, {5, 3}}};
+    static const algo_t lock[] = {ALGO_RING, ALGO_DIRECT, ALGO_RHD};
+    static const size_t counts[] = {64, 301, 1000, 4099, 20011};
+    int pipelined = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const struct shape *s = &shapes[si];
+        const int n = shape_n(s);
+        int combos = 1;
+        for (int i = 0; i < s->nlevels; i++)
+            combos *= 3;
+        for (int cmb = 0; cmb < combos; cmb++) {
+            struct tcase c = {.kind = COLL_ALLREDUCE, .nlevels = s->nlevels, .n = n,
+                              .pipe_min = 64};
+            memcpy(c.group, s->group, sizeof c.group);
+            for (int i = 0, x = cmb; i < s->nlevels; i++, x /= 3)
+                c.algo[i] = lock[x % 3];
+            for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+                if (quick && ci % 2)
+                    continue;
+                c.count = counts[ci];
+                for (int ip = 0; ip < 2; ip++) {
+                    const struct typeop *to = &reducing[(cmb + ci + (size_t)ip) % 8];
+                    c.in_place = ip;
+                    c.type = to->type;
+                    c.op = to->op;
+                    uint64_t seg;
+                    int nseg = hier_pipe_segments(c.group, c.nlevels, c.count,
+                                                  chorus_type_size(c.type), c.pipe_min, &seg);
+                    if (build_all(&c) == 0) {
+                        struct model_job job = {c.n, W.plans, W.ranks, c.type, c.op};
+                        struct model_report rep = {.stats = stats};
+                        char name[300];
+                        checks++;
+                        if (model_run(&job, &rep))
+                            FAIL("pipelined %s: %s", case_name(&c, name, sizeof name), rep.error);
+                        else
+                            verify(&c);
+                        /* pipelined: far fewer steps than nseg full sequences */
+                        if (nseg >= 4) {
+                            int steps = W.plans[n - 1].nsteps;
+                            pipelined += steps < nseg * 4;
+                        }
+                    }
+                    free_all(&c);
+                }
+            }
+        }
+    }
+    checks++;
+    if (pipelined == 0)
+        FAIL("no pipelined allreduce was built with overlapping segments");
+    if (verbose)
+        printf("pipelined allreduce: %d cases with 4 or more segments overlapping\n", pipelined);
+}
+
 /* Every combination of per-level algorithms on small shapes: each one is
  * refused exactly when a level's algorithm lacks its phase, and the others
  * give right results. */
@@ -871,6 +936,7 @@ int main(int argc, char **argv)
     static const struct shape small[] = {{2, {2, 3}}, {3, {2, 1, 2}}, {3, {2, 2, 2}}};
     for (size_t i = 0; i < sizeof small / sizeof *small; i++)
         sweep_combinations(&small[i], quick);
+    sweep_pipelined(quick);
     test_auto_large();
     compare_cost(COLL_ALLREDUCE, ALGO_RING, 4096);
     compare_cost(COLL_ALLTOALL, ALGO_PAIRWISE, 3);
