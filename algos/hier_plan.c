@@ -441,8 +441,93 @@ static chorus_result_t allreduce(struct hier *h)
     return allreduce_range(h, 0, h->a->count);
 }
 
+int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint64_t min_bytes)
+{
+    if (nactive < 2 || nranks < 2 || !esize)
+        return 1;
+    if (!min_bytes)
+        min_bytes = HIER_AG_MIN_BYTES;
+    uint64_t k = count * esize * (uint64_t)nranks / min_bytes; /* segments of min_bytes */
+    uint64_t by_ops = HIER_AG_OPS_BUDGET / (2 * (uint64_t)(nranks - 1));
+    if (k > HIER_PIPE_MAX_SEGS)
+        k = HIER_PIPE_MAX_SEGS;
+    if (k > by_ops)
+        k = by_ops;
+    if (k > count)
+        k = count;
+    return k < 2 ? 1 : (int)k;
+}
+
+/* Direct on every level: level t (outermost first) sends every block we
+ * hold (those of the ranks that share our coordinates up to t) to each
+ * member of our level-t group, one message per block, into its place in
+ * recvbuf; piece i of every block runs level t in slot i + (top - t), so
+ * the levels work at once on different pieces. A pair of ranks talks at
+ * one level only, both sides walk the blocks in the same order, and every
+ * message of a slot is matched in that slot: deadlock-free. */
+static chorus_result_t allgather_direct(struct hier *h)
+{
+    const struct plan_args *a = h->a;
+    const uint64_t es = h->es, blk = (uint64_t)a->count * es;
+    const int top = h->n - 1, r = a->rank;
+    const int npieces = hier_ag_pieces(a->nranks, h->n, a->count, es, h->ha->pipe_min_bytes);
+    const uint64_t own = (uint64_t)r * blk;
+    if (!blk)
+        return CHORUS_SUCCESS;
+    for (int slot = 0; slot < npieces + top; slot++) {
+        CHORUS_CHECK(plan_step(h->p));
+        if (slot == 0 && !a->in_place)
+            CHORUS_CHECK(plan_copy(h->p, PLAN_SENDBUF, 0, PLAN_RECVBUF, own, blk));
+        for (int t = top; t >= 0; t--) {
+            const int piece = slot - (top - t);
+            if (piece < 0 || piece >= npieces)
+                continue;
+            const uint64_t base = a->count / (uint64_t)npieces, extra = a->count % (uint64_t)npieces;
+            const uint64_t pb = (uint64_t)piece;
+            const uint64_t po = (pb * base + (pb < extra ? pb : extra)) * es;
+            const uint64_t pl = (base + (pb < extra)) * es;
+            if (!pl)
+                continue;
+            /* the blocks we hold: our coordinates below and at t, any above */
+            int held = 1;
+            for (int u = t + 1; u <= top; u++)
+                held *= h->g[u];
+            for (int j = 0; j < h->g[t]; j++) {
+                if (j == h->c[t])
+                    continue;
+                const int delta = (j - h->c[t]) * h->stride[t];
+                for (int k = 0; k < held; k++) {
+                    int q = r, x = k; /* k-th held block: outer coordinates from k */
+                    for (int u = t + 1; u <= top; u++) {
+                        q += ((x % h->g[u]) - h->c[u]) * h->stride[u];
+                        x /= h->g[u];
+                    }
+                    if (q == r)
+                        CHORUS_CHECK(plan_send(h->p, r + delta, PLAN_SENDBUF, po, pl));
+                    else
+                        CHORUS_CHECK(plan_send(h->p, r + delta, PLAN_RECVBUF,
+                                               (uint64_t)q * blk + po, pl));
+                    CHORUS_CHECK(plan_recv(h->p, r + delta, PLAN_RECVBUF,
+                                           (uint64_t)(q + delta) * blk + po, pl));
+                }
+            }
+        }
+    }
+    return CHORUS_SUCCESS;
+}
+
+static int all_direct(const struct hier *h)
+{
+    for (int t = 0; t < h->n; t++)
+        if (h->ha->algo[h->level[t]] != ALGO_DIRECT)
+            return 0;
+    return 1;
+}
+
 static chorus_result_t allgather(struct hier *h)
 {
+    if (all_direct(h))
+        return allgather_direct(h);
     const uint64_t blk = (uint64_t)h->a->count * h->es, area = (uint64_t)h->a->nranks * blk;
     uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS], wr[HIER_MAX_LEVELS];
     if (!blk)

@@ -27,6 +27,20 @@
 #define HIER_PIPE_MIN_BYTES ((uint64_t)1 << 20)
 #define HIER_PIPE_MAX_SEGS 64
 
+/* Allgather with direct on every level (algos/hier_plan.c): outermost level
+ * first, every block its own message straight into its place in recvbuf
+ * (no reordering copy), each block cut into pieces that pipeline across the
+ * levels; at most HIER_AG_OPS_BUDGET ops per rank (2 (n - 1) per piece). */
+#define HIER_AG_OPS_BUDGET 16384
+/* ... and pieces of at least this much of the whole buffer (each slot pays
+ * a latency; about sqrt(S / (bandwidth x latency)) pieces is the best
+ * trade for a few us and a few hundred GB/s) */
+#define HIER_AG_MIN_BYTES ((uint64_t)16 << 20)
+
+/* Pieces the direct allgather cuts each block of `count` elements into
+ * (1: not pipelined); the tuner prices the same. */
+int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint64_t min_bytes);
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */

@@ -551,6 +551,36 @@ static double pipelined_allreduce(const struct view *v, double m, const algo_t *
     return total + (m - nseg * (double)seg * 4 >= 1 ? tail : 0);
 }
 
+/* Allgather with direct on every level (algos/hier_plan.c): outermost level
+ * first, level k sending the blocks a rank holds (one per member of the
+ * levels above) to each of its members; blocks cut into pieces that
+ * pipeline, one level per slot and piece, no reordering copy. */
+static double direct_allgather_levels(const struct view *v, double m)
+{
+    const int top = v->n - 1;
+    int pieces = hier_ag_pieces(v->p, v->n, (uint64_t)m / 4, 4, 0);
+    double piece = m / pieces, held = 1, total = 0;
+    double bytes[TOPO_MAX_LEVELS];
+    for (int k = top; k >= 0; k--) {
+        struct view one;
+        view_level(v, k, &one);
+        bytes[k] = fmax(0, all_at_once(&one, held * piece) - v->a[k]);
+        held *= v->g[k];
+    }
+    for (int slot = 0; slot < pieces + top; slot++) {
+        double busiest = 0, lat = 0;
+        for (int k = top; k >= 0; k--) {
+            int pc = slot - (top - k);
+            if (pc < 0 || pc >= pieces)
+                continue;
+            busiest = fmax(busiest, bytes[k]);
+            lat = fmax(lat, v->a[k]);
+        }
+        total += busiest + lat;
+    }
+    return total;
+}
+
 static int hier_kind(coll_kind_t kind)
 {
     return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
@@ -600,10 +630,24 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
          * innermost first on the whole input, blocks shrinking outward */
         double blk = m;
         if (kind == COLL_ALLGATHER) {
+            struct tuner_choice seq = {0};
+            int all_direct = 1;
             for (int k = top; k >= 0; k--) {
-                t += phase(v, k, kind, blk, d);
+                t += phase(v, k, kind, blk, &seq);
+                all_direct &= seq.level_algo[v->topo_level[k]] == ALGO_DIRECT;
                 blk *= v->g[k];
             }
+            t += top > 0 ? p * m * v->copy : 0; /* into rank order */
+            double td = direct_allgather_levels(v, m);
+            if (all_direct || td < t) { /* direct everywhere is the rank-order plan */
+                t = td;
+                for (int k = 0; k <= top; k++)
+                    seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
+            }
+            if (d)
+                for (int k = 0; k <= top; k++)
+                    d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+            return t;
         } else {
             blk = m * p;
             for (int k = 0; k <= top; k++) {

@@ -604,6 +604,32 @@ static void sweep_pipelined(int quick)
             }
         }
     }
+    /* allgather with direct on every level: blocks cut into pieces */
+    int pieces = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const struct shape *s = &shapes[si];
+        const int n = shape_n(s);
+        static const size_t agcounts[] = {1, 2, 7, 64, 301};
+        for (size_t ci = 0; ci < sizeof agcounts / sizeof *agcounts; ci++) {
+            for (int ip = 0; ip < 2; ip++) {
+                struct tcase c = {.kind = COLL_ALLGATHER, .nlevels = s->nlevels, .n = n,
+                                  .count = agcounts[ci], .in_place = ip,
+                                  .type = moving[ci % 2].type, .op = moving[ci % 2].op,
+                                  .pipe_min = 16};
+                memcpy(c.group, s->group, sizeof c.group);
+                for (int i = 0; i < s->nlevels; i++)
+                    c.algo[i] = ALGO_DIRECT;
+                int active = 0;
+                for (int i = 0; i < s->nlevels; i++)
+                    active += s->group[i] > 1;
+                pieces += hier_ag_pieces(n, active, c.count, chorus_type_size(c.type), 16) > 1;
+                run_case(&c, 0);
+            }
+        }
+    }
+    checks++;
+    if (pieces == 0)
+        FAIL("no allgather was cut into pieces");
     checks++;
     if (pipelined == 0)
         FAIL("no pipelined allreduce was built with overlapping segments");
