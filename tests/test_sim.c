@@ -1,7 +1,12 @@
 /* test_sim.c - the simulator (perf/sim) against what its model promises:
  *  - on one switch, the closed-form alpha-beta-gamma costs of ring and
- *    recursive halving/doubling allreduce, ring and Bruck allgather and
- *    pairwise alltoall, within 5%, for several rank counts and sizes;
+ *    recursive halving/doubling allreduce (powers of two and not: the
+ *    fold), ring and Bruck allgather, Bruck and pairwise alltoall, within
+ *    5%, for several rank counts and sizes;
+ *  - issue 5's bar: on every shipped topology, the tuner's choice at
+ *    256 MiB and 1 GiB reaches 85% of tuner_bound, or is a listed known
+ *    shortfall (XFAIL, with its reason); --bounds runs only that,
+ *    --bound-table prints it as the supernode report's table;
  *  - contention: flows sharing a port or link share its bandwidth, a full
  *    mesh does not share, multi-hop torus and ring routes pay per hop;
  *  - rendezvous: a send waits for its receiver's step; a deadlocked, an
@@ -19,6 +24,7 @@
 #include "plan.h"
 #include "sim.h"
 #include "topo.h"
+#include "tuner.h"
 
 static int failures;
 
@@ -78,14 +84,21 @@ static void test_closed_forms(void)
             CHECK(near(t, want, 0.05), "ring allreduce p=%d n=%zu: %g s, closed form %g s", p, n,
                   t, want);
 
-            if ((p & (p - 1)) == 0) {
-                int lg = 0;
-                while ((1 << lg) < p)
+            {
+                /* Rabenseifner over the largest power of two; the others fold
+                 * into a partner first (a vector each way, one reduction) */
+                int lg = 0, pof2 = 1;
+                while (pof2 * 2 <= p) {
+                    pof2 *= 2;
                     lg++;
+                }
+                double qq = (double)(pof2 - 1) / pof2;
+                int fold = pof2 != p;
                 t = sim_uniform(p, COLL_ALLREDUCE, ALGO_RHD, n / 4, 1);
-                want = 2 * lg * a + 2 * q * n * b + q * n * g;
+                want = (2 * lg + 2 * fold) * a + (2 * qq + 2 * fold) * n * b + (qq + fold) * n * g;
                 CHECK(near(t, want, 0.05), "rhd allreduce p=%d n=%zu: %g s, closed form %g s", p,
                       n, t, want);
+                checked++;
             }
 
             /* allgather, alltoall: n is the whole gathered buffer of a rank */
@@ -101,6 +114,20 @@ static void test_closed_forms(void)
             want = (p - 1) * a + q * n * b;
             CHECK(near(t, want, 0.05), "ring allgather p=%d n=%zu: %g s, closed form %g s", p, n,
                   t, want);
+            /* Bruck alltoall: step k sends the blocks whose index has bit k
+             * set, (n / 2) lg p of the bytes for a power of two */
+            {
+                double bytes = 0;
+                int steps = 0;
+                for (int d = 1; d < p; d *= 2, steps++)
+                    for (int j = 1; j < p; j++)
+                        bytes += (j & d) ? (double)blk : 0;
+                t = sim_uniform(p, COLL_ALLTOALL, ALGO_BRUCK, blk / 4, 1);
+                want = steps * a + bytes * b;
+                CHECK(near(t, want, 0.05), "bruck alltoall p=%d n=%zu: %g s, closed form %g s",
+                      p, n, t, want);
+                checked++;
+            }
             t = sim_uniform(p, COLL_ALLTOALL, ALGO_PAIRWISE, blk / 4, 1);
             want = (p - 1) * (a + (double)blk * b);
             CHECK(near(t, want, 0.05), "pairwise alltoall p=%d n=%zu: %g s, closed form %g s",
@@ -406,8 +433,177 @@ static void test_large(void)
     printf("768 ranks direct alltoall 4 KiB blocks: %.6f s\n", t);
 }
 
-int main(void)
+/* ---- issue 5's bar: the tuner's choice against the bandwidth bound ------------------ */
+
+/* At large sizes the tuner's choice, simulated, must reach BOUND_SHARE of
+ * the bandwidth bound (tuner_bound, docs/tuner.md). Cases known to fall
+ * short are listed with the reason; they are reported as XFAIL and do not
+ * fail the test, but one that starts passing (XPASS) does, so the list
+ * stays true. */
+#define BOUND_SHARE 0.85
+
+struct shortfall {
+    const char *topo, *coll, *why;
+};
+static const struct shortfall known_short[] = {
+    {"cloudmatrix384", "allreduce",
+     "pipelined hier(ring,rhd,ring) 74-80%: the 48-server level has no lockstep log-depth "
+     "allreduce (rhd folds 48 to 32, ring takes 94 steps), so a segment's sequence is ~100 "
+     "steps and 64 segments never fill the pipeline; die pair and server (N/210, N/194) must "
+     "both run flat out"},
+    {"8gpu-roce400", "allreduce",
+     "81% at 256 MiB (92% at 1 GiB): every one of ~77 pipeline steps pays the 3.5 us RoCE "
+     "latency on 4 MiB segments"},
+    {"cloudmatrix384", "reduce_scatter",
+     "no pipelined reduce-scatter: levels run one after another, plus a reordering copy of "
+     "the whole input"},
+    {"metax-c550-128", "reduce_scatter", "as cloudmatrix384 (levels in sequence, a copy)"},
+    {"8gpu-roce400", "reduce_scatter", "as cloudmatrix384 (levels in sequence, a copy)"},
+    {"cloudmatrix384", "broadcast",
+     "a chain or tree per level: one port per rank, levels in sequence; the bound needs the "
+     "vector scattered over a server's ports and allgathered inside, pipelined"},
+    {"metax-c550-128", "broadcast", "as cloudmatrix384 (a chain uses one of 7 mesh links)"},
+    {"8gpu-roce400", "broadcast", "as cloudmatrix384"},
+    {"gb200-nvl72", "broadcast",
+     "the chain of 72 ranks pays 0.6 us per step: at best ~73% with any segment size; the "
+     "bound needs a double binary tree (every rank sends and receives N once)"},
+    {"cloudmatrix384", "reduce", "as broadcast, mirrored"},
+    {"metax-c550-128", "reduce", "as broadcast, mirrored"},
+    {"8gpu-roce400", "reduce", "as broadcast, mirrored"},
+    {"gb200-nvl72", "reduce", "as broadcast, mirrored (ring reduce: 2 x the bytes per port)"},
+    {NULL, NULL, NULL},
+};
+
+static const char *shortfall_reason(const char *topo, const char *coll)
 {
+    for (const struct shortfall *k = known_short; k->topo; k++)
+        if (!strcmp(k->topo, topo) && !strcmp(k->coll, coll))
+            return k->why;
+    return NULL;
+}
+
+static const char *const shipped[] = {"cloudmatrix384", "metax-c550-128", "gb200-nvl72",
+                                      "8gpu-roce400"};
+static const coll_kind_t bound_kinds[] = {COLL_ALLREDUCE, COLL_ALLGATHER, COLL_ALLTOALL,
+                                          COLL_REDUCE_SCATTER, COLL_BROADCAST, COLL_REDUCE};
+
+/* The tuner's choice for kind at size S (nccl-tests' S: the whole buffer of
+ * all ranks for allgather, reduce_scatter, alltoall), simulated: its busbw
+ * and the bound's; label gets the choice's name. */
+static int choice_vs_bound(const struct topo *t, const struct tuner *tu, coll_kind_t kind,
+                           size_t S, double *busbw, double *bound_busbw, char *label, size_t len)
+{
+    const size_t es = 4, p = (size_t)t->nranks;
+    int whole = kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER || kind == COLL_ALLTOALL;
+    size_t count = S / es / (whole ? p : 1), bytes = count * es;
+    const struct tuner_choice *tc = tuner_lookup(tu, kind, bytes);
+    struct sim_coll c = {.kind = kind, .algo = tc->algo, .count = count, .type = CHORUS_FLOAT32};
+    size_t k = (size_t)snprintf(label, len, "%s", algo_name(tc->algo));
+    for (int i = 0; i < TOPO_MAX_LEVELS; i++)
+        c.level_algo[i] = tc->level_algo[i];
+    if (tc->algo == ALGO_HIER)
+        for (int i = 0; i < t->nlevels && k < len; i++)
+            k += (size_t)snprintf(label + k, len - k, "%s%s%s", i ? "," : "(",
+                                  algo_name(tc->level_algo[i]), i == t->nlevels - 1 ? ")" : "");
+    struct sim_result r = {0};
+    if (sim_collective(t, &c, NULL, &r) != CHORUS_SUCCESS) {
+        printf("  %s %s %zu B: %s\n", t->name, coll_name(kind), S, r.error);
+        return -1;
+    }
+    *busbw = tuner_busbw(t, kind, bytes, r.time);
+    *bound_busbw = tuner_busbw(t, kind, bytes, tuner_bound(t, kind, bytes, NULL));
+    return 0;
+}
+
+/* Every shipped topology and collective at 256 MiB and 1 GiB. With table
+ * set, prints one markdown row per case (the supernode report's table)
+ * instead of checking. */
+static void test_bounds(int table)
+{
+    const char *dir = getenv("CHORUS_TOPO_DIR");
+    if (!dir || !*dir) {
+        printf("bounds: CHORUS_TOPO_DIR unset: shipped topologies not checked\n");
+        return;
+    }
+    const size_t sizes[] = {(size_t)256 << 20, (size_t)1 << 30};
+    int pass = 0, xfail = 0;
+    if (table)
+        printf("| topology | collective | size | tuner's choice | busbw GB/s | bound GB/s | "
+               "share | limiting level |\n|---|---|---:|---|---:|---:|---:|---|\n");
+    for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
+        struct topo *t;
+        char err[256];
+        if (topo_load(shipped[i], &t, err, sizeof err) != CHORUS_SUCCESS) {
+            CHECK(0, "%s: %s", shipped[i], err);
+            continue;
+        }
+        struct algo_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        tuner_topo_constraints(t, &cfg);
+        struct tuner *tu = malloc(sizeof *tu);
+        tuner_build(tu, t, NULL, &cfg, NULL, 0);
+        for (size_t k = 0; k < sizeof bound_kinds / sizeof *bound_kinds; k++) {
+            const char *cn = coll_name(bound_kinds[k]);
+            const char *why = shortfall_reason(shipped[i], cn);
+            int all_ok = 1;
+            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+                double bw, bound;
+                char lbl[96];
+                if (choice_vs_bound(t, tu, bound_kinds[k], sizes[z], &bw, &bound, lbl,
+                                    sizeof lbl)) {
+                    CHECK(0, "%s %s: simulation failed", shipped[i], cn);
+                    continue;
+                }
+                int ok = bw >= BOUND_SHARE * bound;
+                all_ok &= ok;
+                if (table) {
+                    int lim;
+                    int whole = bound_kinds[k] == COLL_ALLGATHER ||
+                                bound_kinds[k] == COLL_REDUCE_SCATTER ||
+                                bound_kinds[k] == COLL_ALLTOALL;
+                    tuner_bound(t, bound_kinds[k], sizes[z] / 4 / (whole ? t->nranks : 1) * 4,
+                                &lim);
+                    printf("| %s | %s | %zu MiB | %s | %.1f | %.1f | %.0f%% | %s |\n", shipped[i],
+                           cn, sizes[z] >> 20, lbl, bw, bound, 100 * bw / bound,
+                           lim < 0 ? "reduction" : t->levels[lim].name);
+                    continue;
+                }
+                printf("  %-15s %-15s %5zu MiB %-34s %7.1f of %7.1f GB/s busbw (%3.0f%%)%s\n",
+                       shipped[i], cn, sizes[z] >> 20, lbl, bw, bound, 100 * bw / bound,
+                       ok ? "" : why ? "  XFAIL" : "  FAIL");
+                CHECK(ok || why, "%s %s %zu MiB: %s reaches %.1f of the %.1f GB/s bound (< %.0f%%)",
+                      shipped[i], cn, sizes[z] >> 20, lbl, bw, bound, 100 * BOUND_SHARE);
+            }
+            if (table)
+                continue;
+            if (why && all_ok)
+                CHECK(0, "%s %s: listed as short of the bound (%s) but reaches it: XPASS, "
+                      "update known_short", shipped[i], cn, why);
+            if (why && !all_ok) {
+                printf("      XFAIL reason: %s\n", why);
+                xfail++;
+            } else if (all_ok) {
+                pass++;
+            }
+        }
+        free(tu);
+        topo_free(t);
+    }
+    if (!table)
+        printf("bounds: %d collective x topology cases reach %.0f%% of the bound, %d known short "
+               "(XFAIL)\n", pass, 100 * BOUND_SHARE, xfail);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--bound-table")) {
+        test_bounds(1);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bounds")) {
+        test_bounds(0);
+        return failures ? 1 : 0;
+    }
     test_closed_forms();
     test_reduce_models();
     test_contention();
@@ -415,6 +611,7 @@ int main(void)
     test_levels();
     test_rule_breaks();
     test_large();
+    test_bounds(0);
     if (failures) {
         printf("%d failures\n", failures);
         return 1;

@@ -277,9 +277,11 @@ static void latency_depth(void)
         int p = t->nranks, lg = 0;
         while ((1 << lg) < p)
             lg++;
-        /* log-depth: both halves of Rabenseifner (2 log p), plus the fold of
-         * a non-power of two (2) and, composed, a remainder fix-up per level */
-        int bound = 2 * lg + 2 + 2 * t->nlevels;
+        /* issue 5: no more steps than a log-depth algorithm, i.e. recursive
+         * doubling, Bruck, a binomial tree or dissemination: ceil(log2 p)
+         * rounds, one more when p is not a power of two (recursive
+         * doubling's fold: floor(log2 p) rounds and a step each way) */
+        int bound = lg + ((p & (p - 1)) != 0);
         const coll_kind_t kinds[] = {COLL_ALLREDUCE, COLL_ALLGATHER, COLL_ALLTOALL,
                                      COLL_REDUCE_SCATTER, COLL_BROADCAST, COLL_REDUCE,
                                      COLL_BARRIER};
