@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # perf/sim_report.sh - the supernode report (docs/supernode-report.md):
 # chorus_sim on CloudMatrix384 and MetaX C550 x 128 for allreduce, allgather
-# and alltoall, every candidate algorithm and the tuner's choice, 8 B .. 1 GiB.
+# and alltoall, every candidate algorithm and the tuner's choice, 8 B .. 1 GiB;
+# then every shipped topology and collective at 256 MiB and 1 GiB against
+# the bandwidth bound (tuner_bound, docs/tuner.md), from the same check
+# tests/test_sim makes (test_sim --bound-table).
 #
 # Usage: perf/sim_report.sh [BUILD_DIR] [OUT_DIR]
 #   OUT_DIR (default docs/supernode-report): one .txt per run (chorus_sim's
@@ -82,4 +85,13 @@ EOF
         echo "$topo $coll done"
     done
 done
+{
+    echo "### Every shipped topology against the bandwidth bound (256 MiB and 1 GiB)"
+    echo
+    echo "The tuner's choice simulated; bound = tuner_bound (docs/tuner.md), as busbw."
+    echo "Command: \`CHORUS_TOPO_DIR=topo tests/test_sim --bound-table\` in the build directory"
+    echo
+    "$BUILD/tests/test_sim" --bound-table
+    echo
+} >>"$MD"
 echo "tables in $MD"
