@@ -145,9 +145,13 @@ int hier_lockstep_steps(algo_t algo, coll_kind_t kind, int g, uint64_t bytes, in
         if (kind == COLL_ALLREDUCE)
             return g <= DIRECT_CHUNKED_MAX ? g : 2 * (g - 1);
         return -1;
-    case ALGO_RHD: /* a non-power of two folds: the folded ranks idle in between */
-        if (g & (g - 1))
-            return -1;
+    case ALGO_RHD:
+        if (g & (g - 1)) { /* a non-power of two folds: allreduce only, its steps padded */
+            if (kind != COLL_ALLREDUCE)
+                return -1;
+            lg--; /* the power of two below */
+            return bytes <= RHD_DOUBLING_MAX ? lg + 2 : 2 * lg + 2;
+        }
         if (kind == COLL_ALLREDUCE) /* doubling in place ends in scratch after odd steps */
             return bytes <= RHD_DOUBLING_MAX ? lg + (in_place && lg % 2) : 2 * lg;
         return kind == COLL_REDUCE_SCATTER || kind == COLL_ALLGATHER ? lg : -1;
@@ -191,6 +195,49 @@ int hier_pipe_segments(const int *group, int nlevels, uint64_t count, uint64_t e
 
 /* ---- one phase ------------------------------------------------------------------------ */
 
+/* rhd allreduce on a non-power of two (algos/rhd_plan.c) is lockstep once
+ * its steps are placed by role: a pair head takes all `total` steps (fold,
+ * the power-of-two part, unfold), a lone participant runs the middle ones
+ * (its steps shift by one), a folded rank only the first and the last. The
+ * plan gets empty steps where a role has none. */
+static chorus_result_t pad_folded(struct plan *p, const struct plan_args *sa, int total)
+{
+    int pof2 = 1;
+    while (pof2 * 2 <= sa->nranks)
+        pof2 *= 2;
+    const int rem = sa->nranks - pof2, c = sa->rank;
+    const int folded = c < 2 * rem && c % 2 == 0, head = c < 2 * rem && c % 2 == 1;
+    if (head)
+        return CHORUS_SUCCESS;
+    int map[2 * 32 + 2];
+    if (p->nsteps > total || p->nsteps > (int)(sizeof map / sizeof *map))
+        return CHORUS_SUCCESS; /* the caller's count check reports it */
+    if (folded) {
+        if (p->nsteps != 2)
+            return CHORUS_SUCCESS;
+        map[0] = 0;
+        map[1] = total - 1;
+    } else {
+        if (p->nsteps > total - 1)
+            return CHORUS_SUCCESS;
+        for (int k = 0; k < p->nsteps; k++)
+            map[k] = k + 1;
+    }
+    uint32_t *sf = malloc((size_t)(total + 1) * sizeof *sf);
+    if (!sf)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+    for (int j = 0, k = 0; j <= total; j++) {
+        while (k < p->nsteps && map[k] < j)
+            k++;
+        sf[j] = k < p->nsteps ? p->step_first[k] : p->nops;
+    }
+    free(p->step_first);
+    p->step_first = sf;
+    p->nsteps = total;
+    p->steps_cap = (uint32_t)total + 1;
+    return CHORUS_SUCCESS;
+}
+
 static chorus_result_t record(struct hier *h, int t, const struct plan_args *sa, algo_t algo,
                               const plan_buf_t *map, const uint64_t *base)
 {
@@ -219,6 +266,8 @@ static chorus_result_t record(struct hier *h, int t, const struct plan_args *sa,
     memcpy(r->base, base, sizeof r->base);
     r->steps = steps;
     CHORUS_CHECK(plan_build(&r->plan, sa, algo));
+    if (algo == ALGO_RHD && (sa->nranks & (sa->nranks - 1)))
+        CHORUS_CHECK(pad_folded(&r->plan, sa, steps));
     if (r->plan.nsteps != steps) /* every member must take the same steps, or slots slip */
         return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier: %s %s among %d took %d steps, not the "
                           "%d of lockstep", algo_name(algo), coll_name(sa->kind), sa->nranks,

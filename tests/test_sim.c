@@ -446,11 +446,6 @@ struct shortfall {
     const char *topo, *coll, *why;
 };
 static const struct shortfall known_short[] = {
-    {"cloudmatrix384", "allreduce",
-     "pipelined hier(ring,rhd,ring) 74-80%: the 48-server level has no lockstep log-depth "
-     "allreduce (rhd folds 48 to 32, ring takes 94 steps), so a segment's sequence is ~100 "
-     "steps and 64 segments never fill the pipeline; die pair and server (N/210, N/194) must "
-     "both run flat out"},
     {"8gpu-roce400", "allreduce",
      "81% at 256 MiB (92% at 1 GiB): every one of ~77 pipeline steps pays the 3.5 us RoCE "
      "latency on 4 MiB segments"},
