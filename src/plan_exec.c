@@ -268,8 +268,28 @@ static chorus_result_t timed_out(struct plan_run *r)
     if (grace > (int64_t)TIMEOUT_GRACE_MS * 1000000)
         grace = (int64_t)TIMEOUT_GRACE_MS * 1000000;
     int64_t grace_end = chorus_now_ns() + grace;
-    while (chorus_now_ns() < grace_end)
-        CHORUS_CHECK(x->net->ops->progress(x->net, WAIT_SLICE_MS));
+    while (chorus_now_ns() < grace_end) {
+        chorus_result_t res = x->net->ops->progress(x->net, WAIT_SLICE_MS);
+        if (res == CHORUS_SUCCESS)
+            continue;
+        /* A failure notice arrived. Naming the rank we suspect, it is only
+         * our own report echoed by a peer that learned it from us: our
+         * timeout stands. Naming another rank after a wait of its own timed
+         * out, it is a better culprit, and ours is a timeout too. Either way
+         * the code stays CHORUS_TIMEOUT: otherwise ranks that time out
+         * together can all end with a remote error, and none with the
+         * timeout that started it. Any other notice (a rank that died or
+         * aborted) gives the real cause and is returned as it is. */
+        if (res == CHORUS_REMOTE_ERROR && x->net->blame == suspect &&
+            (x->net->blame_code == CHORUS_TIMEOUT || x->net->blame_code == CHORUS_REMOTE_ERROR))
+            break;
+        if (res == CHORUS_REMOTE_ERROR && x->net->blame_code == CHORUS_TIMEOUT &&
+            x->net->blame >= 0)
+            return CHORUS_ERR(CHORUS_TIMEOUT, "%s: no data moved within CHORUS_TIMEOUT_MS, and "
+                              "a peer whose wait timed out too blames %s", x->label,
+                              x->net->ops->peer_name(x->net, x->net->blame));
+        return res;
+    }
     return stalled(x, slots, r->nslots, (chorus_now_ns() - r->last_moved) / 1000000);
 }
 

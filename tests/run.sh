@@ -295,6 +295,10 @@ net_tests() {
     have test_badinput && run_test "test_badinput 2x2 hosts (hostid)" 240 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_badinput" : \
         -np 2 -env CHORUS_HOSTID b "$T/test_badinput"
+    # four ranks over TCP, one never joining: ranks that time out together
+    # (and echo each other's notices) must still report CHORUS_TIMEOUT
+    have test_badinput && run_test "test_badinput np=4 [TRANSPORT=tcp]" 240 \
+        env CHORUS_TRANSPORT=tcp "$MPIRUN" -np 4 "$T/test_badinput"
     # CHORUS_TOPO_FILE describing the communicator: "hier" is the plan composed over its
     # levels (algos/hier_plan.c), run over TCP with positions mapped to ranks
     run_test "test_coll np=6 [TRANSPORT=tcp TOPO_FILE=test-3x2 ALGO=hier] composed plans" 300 \
@@ -634,7 +638,7 @@ if [ "$QUICK" != 1 ]; then
             # over RDMA: the others fail fast naming it (test_fault forks its own ranks)
             have test_fault && run_test "test_fault [TRANSPORT=rdma, rdma-vm: kill, abort, noinit, stuck]" \
                 300 "$VM/run-in-vm.sh" --devices 1 --timeout 280 -- \
-                env CHORUS_TRANSPORT=rdma "$T/test_fault"
+                env CHORUS_TRANSPORT=rdma TEST_FAULT_CASE_MS=150000 "$T/test_fault"
             # TCP through a faulty network (tc netem on the guest's veth pair; this host's kernel
             # has no netem): loss, delay, reordering, duplication - results still correct; the
             # link cut or taken down in the middle of a collective - both ranks fail naming the
