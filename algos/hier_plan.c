@@ -146,11 +146,11 @@ int hier_lockstep_steps(algo_t algo, coll_kind_t kind, int g, uint64_t bytes, in
             return g <= DIRECT_CHUNKED_MAX ? g : 2 * (g - 1);
         return -1;
     case ALGO_RHD:
-        if (g & (g - 1)) { /* a non-power of two folds: allreduce only, its steps padded */
-            if (kind != COLL_ALLREDUCE)
-                return -1;
+        if (g & (g - 1)) { /* a non-power of two folds: its steps padded by role */
             lg--; /* the power of two below */
-            return bytes <= RHD_DOUBLING_MAX ? lg + 2 : 2 * lg + 2;
+            if (kind == COLL_ALLREDUCE)
+                return bytes <= RHD_DOUBLING_MAX ? lg + 2 : 2 * lg + 2;
+            return kind == COLL_REDUCE_SCATTER || kind == COLL_ALLGATHER ? lg + 2 : -1;
         }
         if (kind == COLL_ALLREDUCE) /* doubling in place ends in scratch after odd steps */
             return bytes <= RHD_DOUBLING_MAX ? lg + (in_place && lg % 2) : 2 * lg;
@@ -195,8 +195,8 @@ int hier_pipe_segments(const int *group, int nlevels, uint64_t count, uint64_t e
 
 /* ---- one phase ------------------------------------------------------------------------ */
 
-/* rhd allreduce on a non-power of two (algos/rhd_plan.c) is lockstep once
- * its steps are placed by role: a pair head takes all `total` steps (fold,
+/* rhd on a non-power of two (algos/rhd_plan.c) is lockstep once its steps
+ * are placed by role: a pair head takes all `total` steps (fold,
  * the power-of-two part, unfold), a lone participant runs the middle ones
  * (its steps shift by one), a folded rank only the first and the last. The
  * plan gets empty steps where a role has none. */
@@ -272,6 +272,28 @@ static chorus_result_t record(struct hier *h, int t, const struct plan_args *sa,
         return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier: %s %s among %d took %d steps, not the "
                           "%d of lockstep", algo_name(algo), coll_name(sa->kind), sa->nranks,
                           r->plan.nsteps, steps);
+    return CHORUS_SUCCESS;
+}
+
+/* A recorded phase of local copies (no peers), one step; the caller builds
+ * it into the new record's plan. */
+static chorus_result_t record_copy(struct hier *h)
+{
+    if (h->nrec == h->rec_cap) {
+        int cap = h->rec_cap ? 2 * h->rec_cap : 8;
+        struct recorded *r = realloc(h->rec, (size_t)cap * sizeof *r);
+        if (!r)
+            return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+        h->rec = r;
+        h->rec_cap = cap;
+    }
+    struct recorded *r = &h->rec[h->nrec++];
+    memset(r, 0, sizeof *r);
+    plan_reset(&r->plan, ALGO_HIER);
+    r->map[PLAN_SENDBUF] = PLAN_SENDBUF;
+    r->map[PLAN_RECVBUF] = PLAN_RECVBUF;
+    r->map[PLAN_SCRATCH] = PLAN_SCRATCH;
+    r->steps = 1;
     return CHORUS_SUCCESS;
 }
 
@@ -420,9 +442,14 @@ static chorus_result_t allreduce_range(struct hier *h, uint64_t first, uint64_t 
  * (T = the sequence's length), all levels at once. Segments touch disjoint
  * ranges of the vector; a phase's scratch gets one window per segment that
  * may run it at the same time (its step count). */
-static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg)
+static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg, int shared)
 {
     const uint64_t seg_bytes = seg * h->es;
+    uint64_t window = 0; /* shared: the scratch one segment's phases use together */
+    for (int j = 0; j < h->nrec; j++) {
+        uint64_t end = h->rec[j].base[PLAN_SCRATCH] + h->rec[j].plan.scratch_bytes;
+        window = end > window ? end : window;
+    }
     int total = 0, *start = malloc((size_t)h->nrec * sizeof *start);
     uint64_t *sbase = malloc((size_t)h->nrec * sizeof *sbase), soff = 0;
     if (!start || !sbase) {
@@ -435,6 +462,11 @@ static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg)
         total += h->rec[j].steps;
         sbase[j] = soff;
         soff += (uint64_t)h->rec[j].steps * h->rec[j].plan.scratch_bytes;
+    }
+    if (shared) { /* phases pass data through scratch: one window per segment in flight */
+        uint64_t need = window * (uint64_t)(total < nseg ? total : nseg);
+        if (need > h->p->scratch_bytes)
+            h->p->scratch_bytes = (size_t)need;
     }
     chorus_result_t res = CHORUS_SUCCESS;
     for (int slot = 0; slot < nseg + total - 1 && res == CHORUS_SUCCESS; slot++) {
@@ -452,11 +484,13 @@ static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg)
             if (k >= r->plan.nsteps)
                 continue;
             uint64_t base[PLAN_NBUFS];
-            for (int b = 0; b < PLAN_NBUFS; b++)
-                base[b] = r->base[b] + (r->map[b] == PLAN_SCRATCH
-                                            ? sbase[j] + (uint64_t)(i % r->steps) *
-                                                             r->plan.scratch_bytes
-                                            : (uint64_t)i * seg_bytes);
+            for (int b = 0; b < PLAN_NBUFS; b++) {
+                uint64_t shift = (uint64_t)i * seg_bytes;
+                if (r->map[b] == PLAN_SCRATCH)
+                    shift = shared ? (uint64_t)(i % total) * window
+                                   : sbase[j] + (uint64_t)(i % r->steps) * r->plan.scratch_bytes;
+                base[b] = r->base[b] + shift;
+            }
             res = plan_append_step(h->p, &r->plan, k, r->peers, r->map, base);
         }
     }
@@ -476,7 +510,7 @@ static chorus_result_t allreduce(struct hier *h)
         chorus_result_t res = allreduce_range(h, 0, seg);
         h->recording = 0;
         if (res == CHORUS_SUCCESS && h->lockstep) {
-            res = pipelined(h, nseg, seg);
+            res = pipelined(h, nseg, seg, 0);
             free_recorded(h);
             const uint64_t done = (uint64_t)nseg * seg;
             if (res == CHORUS_SUCCESS && done < h->a->count)
@@ -595,15 +629,56 @@ static chorus_result_t allgather(struct hier *h)
     return permute(h, PLAN_SCRATCH, 0, w, PLAN_RECVBUF, 0, wr, blk);
 }
 
-static chorus_result_t reduce_scatter(struct hier *h)
+int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize,
+                   uint64_t min_bytes)
 {
-    const uint64_t blk = (uint64_t)h->a->count * h->es, area = (uint64_t)h->a->nranks * blk;
+    uint64_t n = 1, gmax = 1;
+    int active = 0;
+    for (int i = 0; i < nlevels; i++) {
+        if (group[i] <= 1)
+            continue;
+        n *= (uint64_t)group[i];
+        gmax = (uint64_t)group[i] > gmax ? (uint64_t)group[i] : gmax;
+        active++;
+    }
+    if (active < 2 || !esize)
+        return 1;
+    if (!min_bytes)
+        min_bytes = HIER_AG_MIN_BYTES;
+    uint64_t k = count * esize * n / min_bytes;
+    if (k > HIER_PIPE_MAX_SEGS)
+        k = HIER_PIPE_MAX_SEGS;
+    if (k > HIER_AG_OPS_BUDGET / n)
+        k = HIER_AG_OPS_BUDGET / n;
+    if (k > count / gmax)
+        k = count / gmax;
+    return k < 2 ? 1 : (int)k;
+}
+
+/* Piece [first, first + len) (elements) of every block: copied into level
+ * order (level-0 coordinate slowest) in scratch, reduce-scattered innermost
+ * level first, the last phase writing that piece of recvbuf. */
+static chorus_result_t reduce_scatter_range(struct hier *h, uint64_t first, uint64_t len)
+{
+    const uint64_t full = (uint64_t)h->a->count * h->es, piece = len * h->es;
+    const uint64_t area = (uint64_t)h->a->nranks * piece, off = first * h->es;
     uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS], wr[HIER_MAX_LEVELS];
-    if (!blk)
+    if (!piece)
         return CHORUS_SUCCESS;
-    gather_layout(h, blk, w, base);
-    rank_weights(h, blk, wr);
-    CHORUS_CHECK(permute(h, PLAN_SENDBUF, 0, wr, PLAN_SCRATCH, 0, w, blk));
+    gather_layout(h, piece, w, base);
+    rank_weights(h, full, wr);
+    if (h->recording) { /* the copy step is a phase of the pipeline too */
+        chorus_result_t res = record_copy(h);
+        if (res != CHORUS_SUCCESS)
+            return res;
+        struct plan *keep = h->p;
+        h->p = &h->rec[h->nrec - 1].plan;
+        res = permute(h, PLAN_SENDBUF, off, wr, PLAN_SCRATCH, 0, w, piece);
+        h->p = keep;
+        CHORUS_CHECK(res);
+    } else {
+        CHORUS_CHECK(permute(h, PLAN_SENDBUF, off, wr, PLAN_SCRATCH, 0, w, piece));
+    }
     for (int t = 0; t < h->n; t++) {
         const int last = t == h->n - 1; /* our block, into recvbuf */
         struct plan_args sa = {.kind = COLL_REDUCE_SCATTER, .count = (size_t)(w[t] / h->es),
@@ -611,9 +686,36 @@ static chorus_result_t reduce_scatter(struct hier *h)
         algo_t algo = level_algo(h, t, COLL_REDUCE_SCATTER, (uint64_t)h->g[t] * w[t]);
         CHORUS_CHECK(phase(h, t, sa, algo, PLAN_SCRATCH, base[t],
                            last ? PLAN_RECVBUF : PLAN_SCRATCH,
-                           last ? 0 : base[t] + (uint64_t)h->c[t] * w[t], area));
+                           last ? off : base[t] + (uint64_t)h->c[t] * w[t], area));
     }
     return CHORUS_SUCCESS;
+}
+
+static chorus_result_t reduce_scatter(struct hier *h)
+{
+    int groups[HIER_MAX_LEVELS];
+    for (int t = 0; t < h->n; t++)
+        groups[t] = h->g[t];
+    const int npieces = hier_rs_pieces(groups, h->n, h->a->count, h->es, h->ha->pipe_min_bytes);
+    if (npieces >= 2) {
+        const uint64_t seg = h->a->count / (uint64_t)npieces;
+        h->recording = 1;
+        h->lockstep = 1;
+        chorus_result_t res = reduce_scatter_range(h, 0, seg);
+        h->recording = 0;
+        if (res == CHORUS_SUCCESS && h->lockstep) {
+            res = pipelined(h, npieces, seg, 1);
+            free_recorded(h);
+            const uint64_t done = (uint64_t)npieces * seg;
+            if (res == CHORUS_SUCCESS && done < h->a->count)
+                res = reduce_scatter_range(h, done, h->a->count - done);
+            return res;
+        }
+        free_recorded(h);
+        if (res != CHORUS_SUCCESS)
+            return res;
+    }
+    return reduce_scatter_range(h, 0, h->a->count);
 }
 
 /* Byte weights of a layout given as levels from slowest to fastest. */

@@ -41,6 +41,15 @@
  * (1: not pipelined); the tuner prices the same. */
 int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint64_t min_bytes);
 
+/* Reduce_scatter pipelined when every level runs a lockstep algorithm: each
+ * block cut into pieces (of at least HIER_AG_MIN_BYTES of the whole buffer,
+ * at least as many elements as the largest group has members, and at most
+ * HIER_AG_OPS_BUDGET / nranks of them, as each piece copies every block);
+ * piece i is copied into level order and reduce-scattered level by level,
+ * one step of it per slot. 1: not pipelined. The tuner prices the same. */
+int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize,
+                   uint64_t min_bytes);
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */

@@ -581,6 +581,90 @@ static double direct_allgather_levels(const struct view *v, double m)
     return total;
 }
 
+/* The pipelined reduce_scatter (algos/hier_plan.c) with these level
+ * algorithms, or -1 when the plan would not pipeline them. Piece i of every
+ * block is copied into level order (one position: the copy delays its slot's
+ * messages), then reduce-scattered innermost level first; slot s holds
+ * positions [s - pieces + 1, s], priced as the allreduce's. m: one rank's
+ * block. */
+static double pipelined_rs(const struct view *v, double m, const algo_t *level_algo)
+{
+    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, 0);
+    if (pieces < 2)
+        return -1;
+    const int top = v->n - 1;
+    double piece = m / pieces, w = piece * v->p, copy = w * v->copy;
+    int T = 1, first[TOPO_MAX_LEVELS + 1], steps[TOPO_MAX_LEVELS];
+    double bytes[TOPO_MAX_LEVELS], red[TOPO_MAX_LEVELS];
+    for (int k = 0; k <= top; k++) {
+        struct view one;
+        view_level(v, k, &one);
+        w /= v->g[k]; /* one member's share at level k */
+        algo_t a = level_algo[v->topo_level[k]];
+        int s = hier_lockstep_steps(a, COLL_REDUCE_SCATTER, v->g[k], (uint64_t)w, 1);
+        double c = flat_cost(&one, COLL_REDUCE_SCATTER, a, w);
+        if (s <= 0 || c < 0)
+            return -1;
+        first[k] = T;
+        steps[k] = s;
+        T += s;
+        bytes[k] = fmax(0, c - s * v->a[k]) / s;
+        red[k] = (v->g[k] - 1) * w * v->gamma / s;
+    }
+    first[top + 1] = T;
+    double total = 0;
+    for (int slot = 0; slot < pieces + T - 1; slot++) {
+        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < T - 1 ? slot : T - 1;
+        double load[TOPO_MAX_LEVELS] = {0}, r = 0, busiest = 0, lat = 0;
+        double c = lo == 0 ? copy : 0; /* position 0: the copy */
+        for (int k = 0; k <= top; k++) {
+            int a = first[k] > lo ? first[k] : lo;
+            int b = first[k + 1] - 1 < hi ? first[k + 1] - 1 : hi;
+            if (a > b)
+                continue;
+            load[k] = (b - a + 1) * bytes[k];
+            r += (b - a + 1) * red[k];
+            lat = fmax(lat, v->a[k]);
+            busiest = fmax(busiest, load[k]);
+        }
+        total += c + fmax(busiest, r) + lat;
+    }
+    (void)steps;
+    double rest = m - pieces * floor(piece);
+    return total + (rest >= 1 ? rest / m * total / pieces : 0);
+}
+
+/* The lockstep algorithm of each level for a pipelined reduce_scatter: the
+ * cheapest phase of one piece. 0 when the vector makes no pieces. */
+static int rs_choose(const struct view *v, double m, algo_t *level_algo)
+{
+    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, 0);
+    if (pieces < 2)
+        return 0;
+    double w = m / pieces * v->p;
+    for (int k = 0; k < v->n; k++) {
+        struct view one;
+        view_level(v, k, &one);
+        w /= v->g[k];
+        algo_t best = ALGO_COUNT;
+        double bc = 0;
+        const algo_t cand[] = {ALGO_RING, ALGO_DIRECT, ALGO_RHD};
+        for (size_t i = 0; i < sizeof cand / sizeof *cand; i++) {
+            if (hier_lockstep_steps(cand[i], COLL_REDUCE_SCATTER, v->g[k], (uint64_t)w, 1) < 0)
+                continue;
+            double c = flat_cost(&one, COLL_REDUCE_SCATTER, cand[i], w);
+            if (c >= 0 && (best == ALGO_COUNT || c < bc)) {
+                best = cand[i];
+                bc = c;
+            }
+        }
+        if (best == ALGO_COUNT)
+            return 0;
+        level_algo[v->topo_level[k]] = best;
+    }
+    return 1;
+}
+
 static int hier_kind(coll_kind_t kind)
 {
     return kind == COLL_ALLREDUCE || kind == COLL_ALLGATHER || kind == COLL_REDUCE_SCATTER ||
@@ -648,14 +732,31 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
                 for (int k = 0; k <= top; k++)
                     d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
             return t;
-        } else {
-            blk = m * p;
-            for (int k = 0; k <= top; k++) {
-                blk /= v->g[k];
-                t += phase(v, k, kind, blk, d);
+        }
+        /* reduce_scatter: the best algorithm per level, phases in sequence
+         * (priced pipelined when all happen to be lockstep: the plan then
+         * pipelines them), against lockstep algorithms everywhere, pipelined */
+        struct tuner_choice seq = {0}, pipe = {0};
+        blk = m * p;
+        for (int k = 0; k <= top; k++) {
+            blk /= v->g[k];
+            t += phase(v, k, kind, blk, &seq);
+        }
+        t += top > 0 ? p * m * v->copy : 0; /* into level order */
+        double tp = pipelined_rs(v, m, seq.level_algo);
+        if (tp >= 0)
+            t = tp;
+        if (rs_choose(v, m, pipe.level_algo)) {
+            double tq = pipelined_rs(v, m, pipe.level_algo);
+            if (tq >= 0 && tq < t) {
+                t = tq;
+                seq = pipe;
             }
         }
-        return t + (top > 0 ? p * m * v->copy : 0); /* into rank order */
+        if (d)
+            for (int k = 0; k <= top; k++)
+                d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+        return t;
     }
     case COLL_ALLTOALL:
         /* level k exchanges blocks for all positions behind each member */

@@ -627,6 +627,38 @@ static void sweep_pipelined(int quick)
             }
         }
     }
+    /* reduce_scatter with lockstep levels: pieces copied into level order
+     * and pipelined */
+    int rs_piped = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const struct shape *s = &shapes[si];
+        const int n = shape_n(s);
+        int combos = 1;
+        for (int i = 0; i < s->nlevels; i++)
+            combos *= 3;
+        static const size_t rscounts[] = {16, 64, 301};
+        for (int cmb = 0; cmb < combos; cmb++) {
+            for (size_t ci = 0; ci < sizeof rscounts / sizeof *rscounts; ci++) {
+                if (quick && (cmb + (int)ci) % 2)
+                    continue;
+                for (int ip = 0; ip < 2; ip++) {
+                    const struct typeop *to = &reducing[((size_t)cmb + ci + (size_t)ip) % 8];
+                    struct tcase c = {.kind = COLL_REDUCE_SCATTER, .nlevels = s->nlevels,
+                                      .n = n, .count = rscounts[ci], .in_place = ip,
+                                      .type = to->type, .op = to->op, .pipe_min = 16};
+                    memcpy(c.group, s->group, sizeof c.group);
+                    for (int i = 0, x = cmb; i < s->nlevels; i++, x /= 3)
+                        c.algo[i] = lock[x % 3];
+                    rs_piped += hier_rs_pieces(c.group, c.nlevels, c.count,
+                                               chorus_type_size(c.type), 16) > 1;
+                    run_case(&c, 0);
+                }
+            }
+        }
+    }
+    checks++;
+    if (rs_piped == 0)
+        FAIL("no reduce_scatter was cut into pieces");
     checks++;
     if (pieces == 0)
         FAIL("no allgather was cut into pieces");

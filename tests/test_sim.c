@@ -450,10 +450,15 @@ static const struct shortfall known_short[] = {
      "81% at 256 MiB (92% at 1 GiB): every one of ~77 pipeline steps pays the 3.5 us RoCE "
      "latency on 4 MiB segments"},
     {"cloudmatrix384", "reduce_scatter",
-     "no pipelined reduce-scatter: levels run one after another, plus a reordering copy of "
-     "the whole input"},
-    {"metax-c550-128", "reduce_scatter", "as cloudmatrix384 (levels in sequence, a copy)"},
-    {"8gpu-roce400", "reduce_scatter", "as cloudmatrix384 (levels in sequence, a copy)"},
+     "pipelined, 50-52%: every piece is first copied into level order (the whole input at the "
+     "simulator's copy speed, 750 GB/s, which alone is half the bound's time, and copies run "
+     "before a step's messages), and 768 ranks allow only 21 pieces"},
+    {"metax-c550-128", "reduce_scatter",
+     "pipelined, 42-47%: the copy into level order (825 GB/s: 43% of the bound's time) and "
+     "the 3D mesh's multi-hop share"},
+    {"8gpu-roce400", "reduce_scatter",
+     "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
+     "and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
      "a chain or tree per level: one port per rank, levels in sequence; the bound needs the "
      "vector scattered over a server's ports and allgathered inside, pipelined"},
