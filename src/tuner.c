@@ -594,7 +594,7 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
         return -1;
     const int top = v->n - 1;
     double piece = m / pieces, w = piece * v->p, copy = w * v->copy;
-    int T = 1, first[TOPO_MAX_LEVELS + 1], steps[TOPO_MAX_LEVELS];
+    int T = 1, first[TOPO_MAX_LEVELS + 1];
     double bytes[TOPO_MAX_LEVELS], red[TOPO_MAX_LEVELS];
     for (int k = 0; k <= top; k++) {
         struct view one;
@@ -606,7 +606,6 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
         if (s <= 0 || c < 0)
             return -1;
         first[k] = T;
-        steps[k] = s;
         T += s;
         bytes[k] = fmax(0, c - s * v->a[k]) / s;
         red[k] = (v->g[k] - 1) * w * v->gamma / s;
@@ -629,7 +628,6 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
         }
         total += c + fmax(busiest, r) + lat;
     }
-    (void)steps;
     double rest = m - pieces * floor(piece);
     return total + (rest >= 1 ? rest / m * total / pieces : 0);
 }
