@@ -95,6 +95,12 @@ algo_t algo_from_name(const char *name);
  * n - 1 steps would be n^2 messages per rank). */
 #define DIRECT_CHUNKED_MAX 16
 
+/* A tree broadcast of at least TREE_DBT_MIN bytes (on 3 ranks or more) runs
+ * on a pipelined double binary tree in segments of TREE_DBT_SEGMENT
+ * (algos/tree_plan.c); the tuner prices the same. */
+#define TREE_DBT_MIN ((uint64_t)1 << 22)
+#define TREE_DBT_SEGMENT ((uint64_t)1 << 21)
+
 /* What a generator needs to know. */
 struct plan_args {
     coll_kind_t kind;

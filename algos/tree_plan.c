@@ -1,10 +1,22 @@
 /* algos/tree_plan.c - binomial trees: broadcast, reduce (any root) and
- * allreduce (reduce to rank 0, then broadcast from it).
+ * allreduce (reduce to rank 0, then broadcast from it); long broadcasts on a
+ * pipelined double binary tree.
  *
  * Ranks are numbered relative to the root (v = rank - root mod n). In a
  * binomial tree the parent of v is v with its lowest set bit cleared, so
  * every rank is reached in ceil(log2 n) rounds; the whole message moves in
  * each round (no pipelining), which suits latency-bound sizes.
+ *
+ * A broadcast of TREE_DBT_MIN bytes or more (plan.h) runs on two binary
+ * trees over the n - 1 other ranks, each carrying half of the vector in
+ * segments of TREE_DBT_SEGMENT: tree A a heap over index i = v - 1, tree B
+ * the same heap over the reversed index, so the ranks interior in one tree
+ * are leaves in the other and every rank sends and receives about the
+ * vector once (a binomial tree sends it log2 n times from the root, a
+ * single binary tree twice from every interior rank). A rank at depth d
+ * receives segment j in step j + d - 1 and forwards it in step j + d: each
+ * message is matched in the same step on both sides (deadlock-free), and
+ * n - 1 + log2 n ranks move segments at once.
  *
  * Scratch: broadcast and allreduce none; reduce count * esize on non-root
  * ranks that have children (they accumulate without a receive buffer). */
@@ -76,6 +88,64 @@ static chorus_result_t reduce(struct tree *t, int root, plan_buf_t acc)
     return CHORUS_SUCCESS;
 }
 
+static int depth_of(int label) /* heap depth of a label, the tree's top at 1 */
+{
+    int d = 1;
+    while (label > 0) {
+        label = (label - 1) / 2;
+        d++;
+    }
+    return d;
+}
+
+/* One tree's ops for step `step`: receive segment step - d + 1 from the
+ * parent, forward segment step - d to the children. Ranks are given as
+ * tree indices (i = v - 1); -1 is the root. */
+static chorus_result_t dbt_tree_step(struct tree *t, int root, int label, int m, int reversed,
+                                     int step, int nseg, uint64_t base, uint64_t half,
+                                     uint64_t seg, plan_buf_t src)
+{
+#define INDEX(l) ((reversed) ? m - 1 - (l) : (l))
+    const int d = label < 0 ? 0 : depth_of(label);
+    const int rj = step - d + 1, sj = step - d;
+    if (label >= 0 && rj >= 0 && rj < nseg) {
+        const int parent = label == 0 ? -1 : INDEX((label - 1) / 2);
+        const uint64_t o = (uint64_t)rj * seg, len = o + seg < half ? seg : half - o;
+        CHORUS_CHECK(plan_recv(t->p, real_rank(t, root, parent + 1), PLAN_RECVBUF, base + o,
+                               len));
+    }
+    if (sj >= 0 && sj < nseg) {
+        const uint64_t o = (uint64_t)sj * seg, len = o + seg < half ? seg : half - o;
+        if (label < 0) { /* the root feeds the tree's top */
+            CHORUS_CHECK(plan_send(t->p, real_rank(t, root, INDEX(0) + 1), src, base + o, len));
+        } else {
+            for (int c = 2 * label + 1; c <= 2 * label + 2 && c < m; c++)
+                CHORUS_CHECK(plan_send(t->p, real_rank(t, root, INDEX(c) + 1), PLAN_RECVBUF,
+                                       base + o, len));
+        }
+    }
+#undef INDEX
+    return CHORUS_SUCCESS;
+}
+
+static chorus_result_t dbt_broadcast(struct tree *t, int root, plan_buf_t src)
+{
+    const int v = (t->r - root + t->n) % t->n, m = t->n - 1;
+    const uint64_t half_a = t->bytes / 2, half_b = t->bytes - half_a, seg = TREE_DBT_SEGMENT;
+    const int nseg = (int)((half_b + seg - 1) / seg), depth = depth_of(m - 1);
+    const int la = v == 0 ? -1 : v - 1, lb = v == 0 ? -1 : m - v; /* labels in A and B */
+    for (int step = 0; step < nseg + depth; step++) {
+        CHORUS_CHECK(plan_step(t->p));
+        if (step == 0 && v == 0 && src != PLAN_RECVBUF) /* the sends read src */
+            CHORUS_CHECK(plan_copy(t->p, src, 0, PLAN_RECVBUF, 0, t->bytes));
+        int na = (int)((half_a + seg - 1) / seg);
+        if (half_a)
+            CHORUS_CHECK(dbt_tree_step(t, root, la, m, 0, step, na, 0, half_a, seg, src));
+        CHORUS_CHECK(dbt_tree_step(t, root, lb, m, 1, step, nseg, half_a, half_b, seg, src));
+    }
+    return CHORUS_SUCCESS;
+}
+
 chorus_result_t tree_plan(struct plan *p, const struct plan_args *a)
 {
     struct tree t = {.p = p, .n = a->nranks, .r = a->rank,
@@ -89,6 +159,8 @@ chorus_result_t tree_plan(struct plan *p, const struct plan_args *a)
     }
     switch (a->kind) {
     case COLL_BROADCAST:
+        if (t.bytes >= TREE_DBT_MIN && t.n >= 3)
+            return dbt_broadcast(&t, a->root, a->in_place ? PLAN_RECVBUF : PLAN_SENDBUF);
         return broadcast(&t, a->root, a->in_place ? PLAN_RECVBUF : PLAN_SENDBUF);
     case COLL_REDUCE:
         return reduce(&t, a->root, a->rank == a->root ? PLAN_RECVBUF : PLAN_SCRATCH);

@@ -340,6 +340,13 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_BROADCAST:
         switch (a) {
         case ALGO_TREE:
+            if (m >= TREE_DBT_MIN && v->p >= 3) {
+                /* pipelined double binary tree: segments + depth steps, a
+                 * rank's port carrying two segments each way per step */
+                double seg = (double)TREE_DBT_SEGMENT, nseg = ceil((m - floor(m / 2)) / seg);
+                double depth = floor(log2(p - 1)) + 1;
+                return (nseg + depth) * slowest(v, 2 * fmin(seg, m / 2));
+            }
             return tree_rounds(v, m, 0);
         case ALGO_RING: {
             /* segments of m/p, at most CHAIN_SEGMENT: nseg + p - 2 steps */

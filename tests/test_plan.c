@@ -606,6 +606,37 @@ static void test_segments(struct world *w)
     }
 }
 
+/* Long tree broadcasts run on a pipelined double binary tree: sizes around
+ * the switch-over and several segments, odd byte counts (the halves differ),
+ * every root on small groups, in and out of place; the steps stay near
+ * segments + depth. */
+static void test_double_tree(struct world *w)
+{
+    const size_t mib = (size_t)1 << 20;
+    const int ns[] = {3, 4, 5, 17};
+    const size_t counts[] = {4 * mib, 5 * mib + 7};
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        const int n = ns[ni];
+        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+            for (int root = 0; root < n; root += n > 5 ? n - 1 : 1) {
+                struct steps_seen seen = {0, 0};
+                struct tcase c = {ALGO_TREE, COLL_BROADCAST, n, counts[ci], root,
+                                  (root + (int)ci) % 2, CHORUS_INT8, CHORUS_SUM};
+                run_case(&c, w, &seen);
+                int depth = 0;
+                while ((1 << depth) < n)
+                    depth++;
+                int nseg = (int)((counts[ci] - counts[ci] / 2 + TREE_DBT_SEGMENT - 1) /
+                                 TREE_DBT_SEGMENT);
+                checks++;
+                if (seen.max_steps > nseg + depth + 1)
+                    FAIL("double tree broadcast of %zu B on %d ranks: %d steps, expected about "
+                         "%d segments + depth %d", counts[ci], n, seen.max_steps, nseg, depth);
+            }
+        }
+    }
+}
+
 /* ---- refusals ----------------------------------------------------------------- */
 
 static void test_names(void)
@@ -824,6 +855,7 @@ int main(int argc, char **argv)
             if (plan_supports((algo_t)a, (coll_kind_t)k))
                 sweep_pair((algo_t)a, (coll_kind_t)k, ns, nns, &w);
     test_segments(&w);
+    test_double_tree(&w);
 
     free(column);
     world_fini(&w);
