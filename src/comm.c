@@ -340,7 +340,7 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     }
     for (int k = 0; use_net && k < ALGO_NKINDS; k++)
         if (comm->algos.forced[k] == ALGO_HIER && !(use_shm && l->nhosts > 1 && l->ppn > 1) &&
-            !(comm->file_topo && comm->file_topo->nranks == comm->nranks)) {
+            !comm->pos_rank /* a topology file of these ranks composes hier itself */) {
             LOG_WARN("init", "%s: CHORUS_ALGO forces hier, but %s: the cost model chooses "
                      "flat algorithms instead", comm->label,
                      !use_shm          ? "CHORUS_TRANSPORT=tcp/rdma leaves no shared memory"
