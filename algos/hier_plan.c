@@ -499,29 +499,41 @@ static chorus_result_t pipelined(struct hier *h, int nseg, uint64_t seg, int sha
     return res;
 }
 
-static chorus_result_t allreduce(struct hier *h)
+/* range builds the composition for elements [first, first + count). With
+ * nseg >= 2 segments of seg elements, the first is recorded; if every level
+ * ran in lockstep it is replayed pipelined over all nseg (shared: as in
+ * pipelined()), and the elements past nseg * seg follow unpipelined.
+ * Otherwise (or with fewer segments) the whole vector runs at once. */
+static chorus_result_t pipelined_or_whole(struct hier *h, int nseg, uint64_t seg, int shared,
+                                          chorus_result_t (*range)(struct hier *, uint64_t,
+                                                                   uint64_t))
 {
-    uint64_t seg = 0;
-    const int nseg = hier_pipe_segments(h->ha->group, h->ha->nlevels, h->a->count, h->es,
-                                        h->ha->pipe_min_bytes, &seg);
     if (nseg >= 2) {
         h->recording = 1;
         h->lockstep = 1;
-        chorus_result_t res = allreduce_range(h, 0, seg);
+        chorus_result_t res = range(h, 0, seg);
         h->recording = 0;
         if (res == CHORUS_SUCCESS && h->lockstep) {
-            res = pipelined(h, nseg, seg, 0);
+            res = pipelined(h, nseg, seg, shared);
             free_recorded(h);
             const uint64_t done = (uint64_t)nseg * seg;
             if (res == CHORUS_SUCCESS && done < h->a->count)
-                res = allreduce_range(h, done, h->a->count - done);
+                res = range(h, done, h->a->count - done);
             return res;
         }
         free_recorded(h);
         if (res != CHORUS_SUCCESS)
             return res;
     }
-    return allreduce_range(h, 0, h->a->count);
+    return range(h, 0, h->a->count);
+}
+
+static chorus_result_t allreduce(struct hier *h)
+{
+    uint64_t seg = 0;
+    const int nseg = hier_pipe_segments(h->ha->group, h->ha->nlevels, h->a->count, h->es,
+                                        h->ha->pipe_min_bytes, &seg);
+    return pipelined_or_whole(h, nseg, seg, 0, allreduce_range);
 }
 
 int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint64_t min_bytes)
@@ -697,25 +709,8 @@ static chorus_result_t reduce_scatter(struct hier *h)
     for (int t = 0; t < h->n; t++)
         groups[t] = h->g[t];
     const int npieces = hier_rs_pieces(groups, h->n, h->a->count, h->es, h->ha->pipe_min_bytes);
-    if (npieces >= 2) {
-        const uint64_t seg = h->a->count / (uint64_t)npieces;
-        h->recording = 1;
-        h->lockstep = 1;
-        chorus_result_t res = reduce_scatter_range(h, 0, seg);
-        h->recording = 0;
-        if (res == CHORUS_SUCCESS && h->lockstep) {
-            res = pipelined(h, npieces, seg, 1);
-            free_recorded(h);
-            const uint64_t done = (uint64_t)npieces * seg;
-            if (res == CHORUS_SUCCESS && done < h->a->count)
-                res = reduce_scatter_range(h, done, h->a->count - done);
-            return res;
-        }
-        free_recorded(h);
-        if (res != CHORUS_SUCCESS)
-            return res;
-    }
-    return reduce_scatter_range(h, 0, h->a->count);
+    const uint64_t seg = npieces >= 2 ? h->a->count / (uint64_t)npieces : 0;
+    return pipelined_or_whole(h, npieces, seg, 1, reduce_scatter_range);
 }
 
 /* Byte weights of a layout given as levels from slowest to fastest. */

@@ -119,16 +119,22 @@ static chorus_result_t doubling(struct rhd *h, plan_buf_t first_buf, uint64_t fi
 static int folds(const struct rhd *h) { return h->nr < 0; }
 static int is_pair_head(const struct rhd *h) { return h->r < 2 * h->rem && h->nr >= 0; }
 
+/* An allreduce's folded rank: hands its vector to its pair head, takes the
+ * result back two steps later (the current step is already open). */
+static chorus_result_t fold_away(struct rhd *h, uint64_t bytes)
+{
+    CHORUS_CHECK(plan_send(h->p, h->r + 1, PLAN_SENDBUF, 0, bytes));
+    CHORUS_CHECK(plan_step(h->p));
+    return plan_recv(h->p, h->r + 1, PLAN_RECVBUF, 0, bytes);
+}
+
 static chorus_result_t allreduce(struct rhd *h)
 {
     const uint64_t bytes = (uint64_t)h->a->count * h->a->esize;
     struct plan *p = h->p;
     CHORUS_CHECK(plan_step(p));
-    if (folds(h)) {
-        CHORUS_CHECK(plan_send(p, h->r + 1, PLAN_SENDBUF, 0, bytes));
-        CHORUS_CHECK(plan_step(p));
-        return plan_recv(p, h->r + 1, PLAN_RECVBUF, 0, bytes);
-    }
+    if (folds(h))
+        return fold_away(h, bytes);
     plan_buf_t cur = PLAN_SENDBUF;
     if (is_pair_head(h)) {
         CHORUS_CHECK(plan_recv_reduce(p, h->r - 1, PLAN_SENDBUF, 0, PLAN_RECVBUF, 0, bytes));
@@ -160,11 +166,8 @@ static chorus_result_t doubling_allreduce(struct rhd *h, uint64_t bytes)
 {
     struct plan *p = h->p;
     CHORUS_CHECK(plan_step(p));
-    if (folds(h)) {
-        CHORUS_CHECK(plan_send(p, h->r + 1, PLAN_SENDBUF, 0, bytes));
-        CHORUS_CHECK(plan_step(p));
-        return plan_recv(p, h->r + 1, PLAN_RECVBUF, 0, bytes);
-    }
+    if (folds(h))
+        return fold_away(h, bytes);
     const int head = is_pair_head(h), writes = head + log2_of(h->pof2);
     const int copy_out = h->a->in_place && !head && writes % 2 == 1;
     plan_buf_t cur = PLAN_SENDBUF;

@@ -677,6 +677,16 @@ static int hier_kind(coll_kind_t kind)
            kind == COLL_BARRIER;
 }
 
+/* Records in d (when given) the per-level algorithms of choice from, for
+ * the view's levels 0..top. */
+static void keep_levels(const struct view *v, int top, const struct tuner_choice *from,
+                        struct tuner_choice *d)
+{
+    if (d)
+        for (int k = 0; k <= top; k++)
+            d->level_algo[v->topo_level[k]] = from->level_algo[v->topo_level[k]];
+}
+
 /* Plans composed over the topology's levels (algos/hier_plan.h). */
 static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
                              struct tuner_choice *d)
@@ -707,9 +717,7 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
                 seq = pipe;
             }
         }
-        if (d)
-            for (int k = 0; k <= top; k++)
-                d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+        keep_levels(v, top, &seq, d);
         return t;
     }
     case COLL_ALLGATHER:
@@ -733,9 +741,7 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
                 for (int k = 0; k <= top; k++)
                     seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
             }
-            if (d)
-                for (int k = 0; k <= top; k++)
-                    d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+            keep_levels(v, top, &seq, d);
             return t;
         }
         /* reduce_scatter: the best algorithm per level, phases in sequence
@@ -758,9 +764,7 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
                 seq = pipe;
             }
         }
-        if (d)
-            for (int k = 0; k <= top; k++)
-                d->level_algo[v->topo_level[k]] = seq.level_algo[v->topo_level[k]];
+        keep_levels(v, top, &seq, d);
         return t;
     }
     case COLL_ALLTOALL:
