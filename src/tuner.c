@@ -360,6 +360,14 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_REDUCE:
         switch (a) {
         case ALGO_TREE:
+            if (m >= TREE_DBT_MIN && v->p >= 3) {
+                /* the double binary tree reversed: segments + twice the
+                 * depth steps (the left child's sum one step before the
+                 * right's), two segments each way per step, reduced */
+                double seg = (double)TREE_DBT_SEGMENT, nseg = ceil((m - floor(m / 2)) / seg);
+                double depth = floor(log2(p - 1)) + 1;
+                return (nseg + 2 * (depth - 1)) * slowest_r(v, 2 * fmin(seg, m / 2));
+            }
             return tree_rounds(v, m, 1);
         case ALGO_RING:
             return (p - 1) * (slowest_r(v, m / p) + slowest(v, m / p)) + slowest(v, 0);

@@ -469,12 +469,15 @@ static const struct shortfall known_short[] = {
     {"gb200-nvl72", "broadcast",
      "pipelined double binary tree, 72-76%: every rank sends and receives the vector about "
      "once, but each of the ~260 steps waits for the neighbours' (rendezvous) and pays 0.6 us"},
-    {"cloudmatrix384", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
-    {"metax-c550-128", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
-    {"8gpu-roce400", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
+    {"cloudmatrix384", "reduce",
+     "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
+     "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
+     "reduce of the shards across: not written"},
+    {"metax-c550-128", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
+    {"8gpu-roce400", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
     {"gb200-nvl72", "reduce",
-     "ring reduce, 48-50%: a reduce-scatter and a gather, twice the bytes per port; no "
-     "pipelined tree reduce (the mirror of the double binary tree) yet"},
+     "pipelined double binary tree reversed, 68-77% (ring 48-50%): as broadcast, each of the "
+     "~270 steps waits for the neighbours' and pays 0.6 us"},
     {NULL, NULL, NULL},
 };
 
