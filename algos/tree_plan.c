@@ -109,16 +109,31 @@ static chorus_result_t dbt_tree_step(struct tree *t, int root, int label, int m,
 #define INDEX(l) ((reversed) ? m - 1 - (l) : (l))
     const int d = label < 0 ? 0 : depth_of(label);
     const int rj = step - d + 1, sj = step - d;
+    /* with m odd, label (m - 1) / 2 is a leaf of both trees: its idle port
+     * hands each segment back to the root, whose receive buffer fills so
+     * without a copy (copies delay a step's messages; the root's would
+     * delay every step) */
+    const int back = m % 2 == 1 ? (m - 1) / 2 : -1;
     if (label >= 0 && rj >= 0 && rj < nseg) {
         const int parent = label == 0 ? -1 : INDEX((label - 1) / 2);
         const uint64_t o = (uint64_t)rj * seg, len = o + seg < half ? seg : half - o;
         CHORUS_CHECK(plan_recv(t->p, real_rank(t, root, parent + 1), PLAN_RECVBUF, base + o,
                                len));
     }
+    if (label < 0 && back >= 0) { /* the root takes segment step - d back */
+        const int j = step - depth_of(back);
+        if (j >= 0 && j < nseg) {
+            const uint64_t o = (uint64_t)j * seg, len = o + seg < half ? seg : half - o;
+            CHORUS_CHECK(plan_recv(t->p, real_rank(t, root, INDEX(back) + 1), PLAN_RECVBUF,
+                                   base + o, len));
+        }
+    }
     if (sj >= 0 && sj < nseg) {
         const uint64_t o = (uint64_t)sj * seg, len = o + seg < half ? seg : half - o;
         if (label < 0) { /* the root feeds the tree's top */
             CHORUS_CHECK(plan_send(t->p, real_rank(t, root, INDEX(0) + 1), src, base + o, len));
+        } else if (label == back) {
+            CHORUS_CHECK(plan_send(t->p, root, PLAN_RECVBUF, base + o, len));
         } else {
             for (int c = 2 * label + 1; c <= 2 * label + 2 && c < m; c++)
                 CHORUS_CHECK(plan_send(t->p, real_rank(t, root, INDEX(c) + 1), PLAN_RECVBUF,
@@ -137,7 +152,7 @@ static chorus_result_t dbt_broadcast(struct tree *t, int root, plan_buf_t src)
     const int la = v == 0 ? -1 : v - 1, lb = v == 0 ? -1 : m - v; /* labels in A and B */
     for (int step = 0; step < nseg + depth; step++) {
         CHORUS_CHECK(plan_step(t->p));
-        if (step == 0 && v == 0 && src != PLAN_RECVBUF) /* the sends read src */
+        if (step == 0 && v == 0 && src != PLAN_RECVBUF && m % 2 == 0) /* the sends read src */
             CHORUS_CHECK(plan_copy(t->p, src, 0, PLAN_RECVBUF, 0, t->bytes));
         int na = (int)((half_a + seg - 1) / seg);
         if (half_a)
