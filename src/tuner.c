@@ -348,6 +348,13 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
                 return (nseg + depth) * slowest(v, 2 * fmin(seg, m / 2));
             }
             return tree_rounds(v, m, 0);
+        case ALGO_DIRECT: {
+            /* scatter and allgather among the others, pipelined: pieces +
+             * 1 steps, each port carrying about one piece per step, spread
+             * over the peers as a direct allgather's blocks */
+            double pieces = direct_bcast_pieces(v->p, (uint64_t)m);
+            return (pieces + 1) * all_at_once(v, m / pieces / (p - 1));
+        }
         case ALGO_RING: {
             /* segments of m/p, at most CHAIN_SEGMENT: nseg + p - 2 steps */
             double seg = fmin(ceil(m / p), CHAIN_SEGMENT);

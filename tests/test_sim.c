@@ -461,15 +461,15 @@ static const struct shortfall known_short[] = {
      "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
      "and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
-     "a pipelined double binary tree over all ranks (32-35%) runs at the Clos port's pace; "
-     "the bound needs the vector scattered over a server's ports and allgathered inside, "
-     "pipelined: not written"},
-    {"metax-c550-128", "broadcast", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
-    {"8gpu-roce400", "broadcast", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
-    {"gb200-nvl72", "broadcast",
-     "pipelined double binary tree, 83% at 256 MiB (89% at 1 GiB): every rank sends and "
-     "receives the vector about once in 2 MiB segments, 71 steps of 6.4 us each paying 0.6 us "
-     "of latency (larger segments lengthen the fill and drain more than they save)"},
+     "33-35%: direct over all ranks at 256 MiB (a pipelined scatter from the root and an "
+     "allgather among the others; 752 of the 767 slices of a piece cross the Clos port), the "
+     "double binary tree at 1 GiB, both at the Clos port's pace; the "
+     "bound needs the vector scattered over a server's ports, broadcast across per position "
+     "and allgathered inside, pipelined, without loading the root's server twice: not written"},
+    {"metax-c550-128", "broadcast",
+     "as cloudmatrix384 (direct, 23-24%: half of every slice crosses the RoCE port)"},
+    {"8gpu-roce400", "broadcast",
+     "as cloudmatrix384 (direct, 13%: 15/16 of every slice crosses the RoCE port)"},
     {"cloudmatrix384", "reduce",
      "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
      "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
@@ -477,8 +477,10 @@ static const struct shortfall known_short[] = {
     {"metax-c550-128", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
     {"8gpu-roce400", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
     {"gb200-nvl72", "reduce",
-     "pipelined double binary tree reversed, 68-77% (ring 48-50%): as broadcast, each of the "
-     "~270 steps waits for the neighbours' and pays 0.6 us"},
+     "pipelined double binary tree reversed, 68-77% (ring 48-50%): each of the ~270 steps "
+     "pays 0.6 us, and an interior rank's two arriving sums are reduced one after the other "
+     "(0.8 us more per step); no direct reduce yet (its many small reductions per step would "
+     "queue the same way)"},
     {NULL, NULL, NULL},
 };
 
