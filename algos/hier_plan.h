@@ -57,7 +57,8 @@ struct hier_args {
     int group[HIER_MAX_LEVELS];    /* members per level, innermost first */
     algo_t algo[HIER_MAX_LEVELS];  /* flat algorithm per level (ALGO_AUTO: a sensible default) */
     uint64_t pipe_min_bytes;       /* allreduce segments at least this big; 0: HIER_PIPE_MIN_BYTES
-                                      (tests lower it to pipeline small vectors) */
+                                      (tests lower it to pipeline small vectors;
+                                      the tuner raises it: tuner_choice.segment) */
 };
 
 /* How many segments the pipelined allreduce of `count` elements of esize

@@ -1,6 +1,6 @@
 /* algos/pairwise_plan.c - the point-to-point patterns: pairwise exchange
  * (alltoall, alltoallv), direct / full mesh (alltoall, alltoallv, allgather,
- * reduce_scatter, allreduce) and the dissemination barrier.
+ * reduce_scatter, allreduce, broadcast) and the dissemination barrier.
  *
  * Direct reduce_scatter keeps every link of a full mesh busy: each block is
  * cut into n - 1 chunks, and in step s every rank receives, from each peer
@@ -17,6 +17,9 @@
  * each step is a permutation and no link or rank is oversubscribed.
  * Direct: one step in which every rank exchanges with every other; fewest
  * steps, but n - 1 messages in flight per rank.
+ *
+ * Direct broadcast: a pipelined scatter from the root and allgather among
+ * the others, each slice also returned to the root (direct_broadcast).
  *
  * Scratch: alltoall/alltoallv in place stage every outgoing block first
  * (sum of sendcounts * esize), out of place none; allgather none; barrier
@@ -236,9 +239,81 @@ static chorus_result_t direct_allreduce(struct plan *p, const struct plan_args *
     return CHORUS_SUCCESS;
 }
 
+int direct_bcast_pieces(int nranks, uint64_t bytes)
+{
+    if (nranks < 2)
+        return 1;
+    uint64_t pieces = bytes / DIRECT_BCAST_MIN_PIECE, cap = DIRECT_OPS_BUDGET / (2 * (uint64_t)nranks);
+    if (pieces > cap)
+        pieces = cap;
+    return pieces < 1 ? 1 : (int)pieces;
+}
+
+/* Broadcast as a pipelined scatter and allgather among the n - 1 other
+ * ranks (owners): piece i is cut into n - 1 slices; in step i the root
+ * sends slice k to owner k, and in step i + 1 owner k sends it to every
+ * other owner and back to the root (whose receive buffer so fills without
+ * a copy, and whose own port carries each piece once, not twice as a
+ * scatter-allgather over all ranks would make it). Every port moves one
+ * piece per step; n - 1 messages each way. Slices as chunk_of (bytes). */
+static chorus_result_t direct_broadcast(struct plan *p, const struct plan_args *a)
+{
+    const int n = a->nranks, m = n - 1;
+    const int v = (a->rank - a->root + n) % n; /* 0: the root; owner v - 1 */
+    const uint64_t bytes = (uint64_t)a->count * a->esize;
+    if (bytes == 0)
+        return CHORUS_SUCCESS;
+    if (n == 1)
+        return a->in_place ? CHORUS_SUCCESS
+                           : plan_copy(p, PLAN_SENDBUF, 0, PLAN_RECVBUF, 0, bytes);
+    const int pieces = direct_bcast_pieces(n, bytes);
+    const plan_buf_t src = a->in_place ? PLAN_RECVBUF : PLAN_SENDBUF;
+#define OWNER(k) ((a->root + 1 + (k)) % n)
+    for (int step = 0; step <= pieces; step++) {
+        CHORUS_CHECK(plan_step(p));
+        uint64_t po, pl;
+        if (step < pieces) { /* scatter of piece `step` */
+            chunk_of(bytes, pieces, step, &po, &pl);
+            if (v == 0) {
+                for (int k = 0; k < m; k++) {
+                    uint64_t so, sl;
+                    chunk_of(pl, m, k, &so, &sl);
+                    if (sl)
+                        CHORUS_CHECK(plan_send(p, OWNER(k), src, po + so, sl));
+                }
+            } else {
+                uint64_t so, sl;
+                chunk_of(pl, m, v - 1, &so, &sl);
+                if (sl)
+                    CHORUS_CHECK(plan_recv(p, a->root, PLAN_RECVBUF, po + so, sl));
+            }
+        }
+        if (step == 0)
+            continue;
+        chunk_of(bytes, pieces, step - 1, &po, &pl); /* allgather of the piece before */
+        for (int k = 0; k < m; k++) {
+            uint64_t so, sl;
+            chunk_of(pl, m, k, &so, &sl);
+            if (!sl)
+                continue;
+            if (v - 1 == k) { /* ours: to every other owner and the root */
+                for (int j = 0; j < m; j++)
+                    if (j != k)
+                        CHORUS_CHECK(plan_send(p, OWNER(j), PLAN_RECVBUF, po + so, sl));
+                CHORUS_CHECK(plan_send(p, a->root, PLAN_RECVBUF, po + so, sl));
+            } else {
+                CHORUS_CHECK(plan_recv(p, OWNER(k), PLAN_RECVBUF, po + so, sl));
+            }
+        }
+    }
+#undef OWNER
+    return CHORUS_SUCCESS;
+}
+
 chorus_result_t direct_plan(struct plan *p, const struct plan_args *a)
 {
     switch (a->kind) {
+    case COLL_BROADCAST: return direct_broadcast(p, a);
     case COLL_ALLTOALL:
     case COLL_ALLTOALLV: return exchange(p, a, 1);
     case COLL_ALLGATHER: return direct_allgather(p, a);

@@ -101,6 +101,15 @@ algo_t algo_from_name(const char *name);
 #define TREE_DBT_MIN ((uint64_t)1 << 22)
 #define TREE_DBT_SEGMENT ((uint64_t)1 << 21)
 
+/* Direct broadcast (algos/pairwise_plan.c): a scatter from the root and an
+ * allgather among the others, pipelined in pieces of at least
+ * DIRECT_BCAST_MIN_PIECE bytes, at most DIRECT_OPS_BUDGET / (2 n) of them
+ * (each step posts about 2 (n - 1) ops per rank). The tuner prices the
+ * same pieces. */
+#define DIRECT_BCAST_MIN_PIECE ((uint64_t)4 << 20)
+#define DIRECT_OPS_BUDGET 8192
+int direct_bcast_pieces(int nranks, uint64_t bytes);
+
 /* What a generator needs to know. */
 struct plan_args {
     coll_kind_t kind;

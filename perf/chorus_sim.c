@@ -402,6 +402,7 @@ static int sim_choose(const struct cli *cl, const struct topo *t, const struct s
         choice->algo = tc->algo;
         for (int i = 0; i < TOPO_MAX_LEVELS; i++)
             choice->level_algo[i] = tc->level_algo[i];
+        choice->segment = tc->segment;
         ++*runs;
         return sim_collective(t, choice, &cl->sim, best) == CHORUS_SUCCESS ? 0 : -1;
     }

@@ -348,6 +348,13 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
                 return (nseg + depth) * slowest(v, 2 * fmin(seg, m / 2));
             }
             return tree_rounds(v, m, 0);
+        case ALGO_DIRECT: {
+            /* scatter and allgather among the others, pipelined: pieces +
+             * 1 steps, each port carrying about one piece per step, spread
+             * over the peers as a direct allgather's blocks */
+            double pieces = direct_bcast_pieces(v->p, (uint64_t)m);
+            return (pieces + 1) * all_at_once(v, m / pieces / (p - 1));
+        }
         case ALGO_RING: {
             /* segments of m/p, at most CHAIN_SEGMENT: nseg + p - 2 steps */
             double seg = fmin(ceil(m / p), CHAIN_SEGMENT);
@@ -360,6 +367,14 @@ static double flat_cost(const struct view *v, coll_kind_t kind, algo_t a, double
     case COLL_REDUCE:
         switch (a) {
         case ALGO_TREE:
+            if (m >= TREE_DBT_MIN && v->p >= 3) {
+                /* the double binary tree reversed: segments + twice the
+                 * depth steps (the left child's sum one step before the
+                 * right's), two segments each way per step, reduced */
+                double seg = (double)TREE_DBT_SEGMENT, nseg = ceil((m - floor(m / 2)) / seg);
+                double depth = floor(log2(p - 1)) + 1;
+                return (nseg + 2 * (depth - 1)) * slowest_r(v, 2 * fmin(seg, m / 2));
+            }
             return tree_rounds(v, m, 1);
         case ALGO_RING:
             return (p - 1) * (slowest_r(v, m / p) + slowest(v, m / p)) + slowest(v, 0);
@@ -432,6 +447,11 @@ static double phase_pair(const struct view *v, int k, double blk, struct tuner_c
 
 /* ---- the pipelined allreduce (algos/hier_plan.c) ---------------------------- */
 
+/* Least segment sizes the tuner tries for it (hier_args.pipe_min_bytes;
+ * the smallest is the plan's default, HIER_PIPE_MIN_BYTES, stored as 0). */
+#define PIPE_SEG_MIN_LOG2 20
+#define PIPE_SEG_MAX_LOG2 26
+
 static int is_lockstep(algo_t a, coll_kind_t kind, int g, double bytes)
 {
     return hier_lockstep_steps(a, kind, g, (uint64_t)bytes, 1) >= 0;
@@ -439,10 +459,10 @@ static int is_lockstep(algo_t a, coll_kind_t kind, int g, double bytes)
 
 /* The lockstep algorithm of each level for a pipelined allreduce: the
  * cheapest phase(s) of one segment. 0 when the vector makes no segments. */
-static int pipe_choose(const struct view *v, double m, algo_t *level_algo)
+static int pipe_choose(const struct view *v, double m, uint64_t min_bytes, algo_t *level_algo)
 {
     uint64_t seg;
-    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, 0, &seg);
+    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, min_bytes, &seg);
     if (nseg < 2)
         return 0;
     const int top = v->n - 1;
@@ -489,10 +509,11 @@ static int pipe_choose(const struct view *v, double m, algo_t *level_algo)
  * present. Each phase's byte time is spread evenly over its steps. Then
  * the tail after the segments, unpipelined. */
 #define PIPE_MAX_POS 1024
-static double pipelined_allreduce(const struct view *v, double m, const algo_t *level_algo)
+static double pipelined_allreduce(const struct view *v, double m, uint64_t min_bytes,
+                                  const algo_t *level_algo)
 {
     uint64_t seg;
-    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, 0, &seg);
+    int nseg = hier_pipe_segments(v->g, v->n, (uint64_t)m / 4, 4, min_bytes, &seg);
     if (nseg < 2)
         return -1;
     const int top = v->n - 1;
@@ -542,6 +563,13 @@ static double pipelined_allreduce(const struct view *v, double m, const algo_t *
         ADD_PHASE(k, s, flat_cost(&one, COLL_ALLGATHER, a, blks[k]), 0);
     }
     #undef ADD_PHASE
+    /* a segment size other than the plan's default only where the steady
+     * state holds the whole sequence (nseg >= 2T): the byte time spread
+     * evenly over a phase's steps is true on average only there (with
+     * fewer, metax-c550-128's direct phases simulate 27% slower at 16 MiB
+     * than priced, and the choice would lose) */
+    if (min_bytes && nseg < 2 * T)
+        return -1;
     double total = 0;
     for (int slot = 0; slot < nseg + T - 1; slot++) {
         int lo = slot - nseg + 1 > 0 ? slot - nseg + 1 : 0, hi = slot < T - 1 ? slot : T - 1;
@@ -707,17 +735,29 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
             x = blk;
         }
         t += phase(v, top, COLL_ALLREDUCE, x, &seq);
-        double tp = pipelined_allreduce(v, m, seq.level_algo);
-        if (tp >= 0)
-            t = tp;
-        if (pipe_choose(v, m, pipe.level_algo)) {
-            double tq = pipelined_allreduce(v, m, pipe.level_algo);
-            if (tq >= 0 && tq < t) {
-                t = tq;
-                seq = pipe;
+        /* pipelined, the segment chosen too: each slot pays the slowest
+         * latency, so more segments shorten the fill and drain but add
+         * slots (8gpu-roce400 at 256 MiB: 8 MiB, 32 segments, is best) */
+        uint64_t seg_min = 0;
+        for (int lg = PIPE_SEG_MIN_LOG2; lg <= PIPE_SEG_MAX_LOG2; lg++) {
+            uint64_t mb = lg == PIPE_SEG_MIN_LOG2 ? 0 : (uint64_t)1 << lg;
+            double tp = pipelined_allreduce(v, m, mb, seq.level_algo);
+            if (tp >= 0 && (mb == 0 || tp < t)) { /* the plan pipelines these by default */
+                t = tp;
+                seg_min = mb;
+            }
+            if (pipe_choose(v, m, mb, pipe.level_algo)) {
+                double tq = pipelined_allreduce(v, m, mb, pipe.level_algo);
+                if (tq >= 0 && tq < t) {
+                    t = tq;
+                    seg_min = mb;
+                    seq = pipe;
+                }
             }
         }
         keep_levels(v, top, &seq, d);
+        if (d)
+            d->segment = (size_t)seg_min;
         return t;
     }
     case COLL_ALLGATHER:

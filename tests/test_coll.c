@@ -679,6 +679,8 @@ static void sweep_large(void)
         {C_ALLTOALL, CHORUS_FLOAT32, TU_OP_NONE, L / 4 / (size_t)n, -1, 0},
         {C_BCAST, CHORUS_FLOAT32, TU_OP_NONE, L / 4, 0, 0},
         {C_BCAST, CHORUS_FLOAT32, TU_OP_NONE, L / 4 - 1, n - 1, 1},
+        {C_REDUCE, CHORUS_FLOAT32, CHORUS_SUM, L / 4 + 1, n - 1, 0},
+        {C_REDUCE, CHORUS_FLOAT32, CHORUS_SUM, L / 4, 0, 1},
     };
     double t0 = tu_now();
     group_begin();

@@ -415,7 +415,7 @@ static int supports(algo_t a, coll_kind_t k)
     case ALGO_PAIRWISE: return k == COLL_ALLTOALL || k == COLL_ALLTOALLV;
     case ALGO_DIRECT:
         return k == COLL_ALLTOALL || k == COLL_ALLTOALLV || k == COLL_ALLGATHER ||
-               k == COLL_REDUCE_SCATTER || k == COLL_ALLREDUCE;
+               k == COLL_REDUCE_SCATTER || k == COLL_ALLREDUCE || k == COLL_BROADCAST;
     case ALGO_DISSEMINATION: return k == COLL_BARRIER;
     default: return 0;
     }

@@ -606,32 +606,41 @@ static void test_segments(struct world *w)
     }
 }
 
-/* Long tree broadcasts run on a pipelined double binary tree: sizes around
- * the switch-over and several segments, odd byte counts (the halves differ),
- * every root on small groups, in and out of place; the steps stay near
- * segments + depth. */
+/* Long tree broadcasts and reduces run on a pipelined double binary tree:
+ * sizes around the switch-over and several segments, odd counts (the halves
+ * differ; for reduce, 4-byte elements whose halves stay whole), every root
+ * on small groups, in and out of place; the steps stay near segments +
+ * depth (broadcast) or + twice the depth (reduce). */
 static void test_double_tree(struct world *w)
 {
     const size_t mib = (size_t)1 << 20;
     const int ns[] = {3, 4, 5, 17};
     const size_t counts[] = {4 * mib, 5 * mib + 7};
-    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
-        const int n = ns[ni];
-        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
-            for (int root = 0; root < n; root += n > 5 ? n - 1 : 1) {
-                struct steps_seen seen = {0, 0};
-                struct tcase c = {ALGO_TREE, COLL_BROADCAST, n, counts[ci], root,
-                                  (root + (int)ci) % 2, CHORUS_INT8, CHORUS_SUM};
-                run_case(&c, w, &seen);
-                int depth = 0;
-                while ((1 << depth) < n)
-                    depth++;
-                int nseg = (int)((counts[ci] - counts[ci] / 2 + TREE_DBT_SEGMENT - 1) /
-                                 TREE_DBT_SEGMENT);
-                checks++;
-                if (seen.max_steps > nseg + depth + 1)
-                    FAIL("double tree broadcast of %zu B on %d ranks: %d steps, expected about "
-                         "%d segments + depth %d", counts[ci], n, seen.max_steps, nseg, depth);
+    const coll_kind_t kinds[] = {COLL_BROADCAST, COLL_REDUCE};
+    for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++) {
+        const int red = kinds[ki] == COLL_REDUCE;
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            const int n = ns[ni];
+            for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+                for (int root = 0; root < n; root += n > 5 ? n - 1 : 1) {
+                    struct steps_seen seen = {0, 0};
+                    size_t count = red ? counts[ci] / 4 + ci : counts[ci];
+                    struct tcase c = {ALGO_TREE, kinds[ki], n, count, root,
+                                      (root + (int)ci) % 2, red ? CHORUS_INT32 : CHORUS_INT8,
+                                      CHORUS_SUM};
+                    run_case(&c, w, &seen);
+                    int depth = 0;
+                    while ((1 << depth) < n)
+                        depth++;
+                    size_t bytes = count * (red ? 4 : 1);
+                    int nseg = (int)((bytes - bytes / 2 + TREE_DBT_SEGMENT - 1) /
+                                     TREE_DBT_SEGMENT);
+                    checks++;
+                    if (seen.max_steps > nseg + (red ? 2 : 1) * depth + 1)
+                        FAIL("double tree %s of %zu B on %d ranks: %d steps, expected about "
+                             "%d segments + %sdepth %d", coll_name(kinds[ki]), bytes, n,
+                             seen.max_steps, nseg, red ? "twice the " : "", depth);
+                }
             }
         }
     }

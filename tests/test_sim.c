@@ -447,8 +447,9 @@ struct shortfall {
 };
 static const struct shortfall known_short[] = {
     {"8gpu-roce400", "allreduce",
-     "81% at 256 MiB (92% at 1 GiB): every one of ~77 pipeline steps pays the 3.5 us RoCE "
-     "latency on 4 MiB segments"},
+     "84% at 256 MiB (92% at 1 GiB) with the tuner's 8 MiB segments: each of the 45 slots "
+     "pays the 3.5 us RoCE latency, and the fill and drain leave a level idle; no segment "
+     "count or lockstep pair of level algorithms simulates above 84%"},
     {"cloudmatrix384", "reduce_scatter",
      "pipelined, 50-52%: every piece is first copied into level order (the whole input at the "
      "simulator's copy speed, 750 GB/s, which alone is half the bound's time, and copies run "
@@ -460,20 +461,26 @@ static const struct shortfall known_short[] = {
      "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
      "and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
-     "a pipelined double binary tree over all ranks (27-30%) runs at the Clos port's pace; "
-     "the bound needs the vector scattered over a server's ports and allgathered inside, "
-     "pipelined: not written"},
-    {"metax-c550-128", "broadcast", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
-    {"8gpu-roce400", "broadcast", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
-    {"gb200-nvl72", "broadcast",
-     "pipelined double binary tree, 72-76%: every rank sends and receives the vector about "
-     "once, but each of the ~260 steps waits for the neighbours' (rendezvous) and pays 0.6 us"},
-    {"cloudmatrix384", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
-    {"metax-c550-128", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
-    {"8gpu-roce400", "reduce", "a ring or tree per level, levels in sequence (as broadcast)"},
+     "33-35%: direct over all ranks at 256 MiB (a pipelined scatter from the root and an "
+     "allgather among the others; 752 of the 767 slices of a piece cross the Clos port), the "
+     "double binary tree at 1 GiB, both at the Clos port's pace; the "
+     "bound needs the vector scattered over a server's ports, broadcast across per position "
+     "and allgathered inside, pipelined, without loading the root's server twice: not written"},
+    {"metax-c550-128", "broadcast",
+     "as cloudmatrix384 (direct, 23-24%: half of every slice crosses the RoCE port)"},
+    {"8gpu-roce400", "broadcast",
+     "as cloudmatrix384 (direct, 13%: 15/16 of every slice crosses the RoCE port)"},
+    {"cloudmatrix384", "reduce",
+     "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
+     "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
+     "reduce of the shards across: not written"},
+    {"metax-c550-128", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
+    {"8gpu-roce400", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
     {"gb200-nvl72", "reduce",
-     "ring reduce, 48-50%: a reduce-scatter and a gather, twice the bytes per port; no "
-     "pipelined tree reduce (the mirror of the double binary tree) yet"},
+     "pipelined double binary tree reversed, 68-77% (ring 48-50%): each of the ~270 steps "
+     "pays 0.6 us, and an interior rank's two arriving sums are reduced one after the other "
+     "(0.8 us more per step); no direct reduce yet (its many small reductions per step would "
+     "queue the same way)"},
     {NULL, NULL, NULL},
 };
 
@@ -504,6 +511,7 @@ static int choice_vs_bound(const struct topo *t, const struct tuner *tu, coll_ki
     size_t k = (size_t)snprintf(label, len, "%s", algo_name(tc->algo));
     for (int i = 0; i < TOPO_MAX_LEVELS; i++)
         c.level_algo[i] = tc->level_algo[i];
+    c.segment = tc->segment;
     if (tc->algo == ALGO_HIER)
         for (int i = 0; i < t->nlevels && k < len; i++)
             k += (size_t)snprintf(label + k, len - k, "%s%s%s", i ? "," : "(",

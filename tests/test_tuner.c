@@ -300,6 +300,7 @@ static void latency_depth(void)
                         h.group[l] = t->levels[l].group;
                         h.algo[l] = c->level_algo[l];
                     }
+                    h.pipe_min_bytes = kinds[k] == COLL_ALLREDUCE ? c->segment : 0;
                     rc = hier_plan(&pl, &h);
                 } else {
                     rc = plan_build(&pl, &pa, c->algo);

@@ -87,6 +87,8 @@ struct sim_coll {
     int in_place;
     int nranks;       /* 0: every rank of the topology */
     algo_t level_algo[TOPO_MAX_LEVELS]; /* ALGO_HIER: per level, ALGO_AUTO (0) by default */
+    size_t segment;   /* ALGO_HIER allreduce: least pipeline segment (tuner_choice.segment;
+                         0: the plan's default) */
 };
 
 /* 1 when sim_collective can run algo for kind (ALGO_HIER only when built in). */
