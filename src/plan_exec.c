@@ -94,10 +94,14 @@ static chorus_result_t stalled(const struct plan_exec *x, struct exec_slot *slot
             continue;
         if (blame < 0)
             blame = slots[i].x.peer;
-        int w = snprintf(who + len, sizeof who - len, "%s%s %s (%zu of %zu bytes)",
-                         len ? ", " : "", slots[i].x.is_send ? "sending to" : "receiving from",
-                         x->net->ops->peer_name(x->net, slots[i].x.peer), slots[i].x.done,
-                         slots[i].x.bytes);
+        char part[64];
+        if (slots[i].x.bytes) /* "0 of 0 bytes" would puzzle: a barrier's messages are empty */
+            snprintf(part, sizeof part, "%zu of %zu bytes", slots[i].x.done, slots[i].x.bytes);
+        else
+            snprintf(part, sizeof part, "an empty synchronisation message");
+        int w = snprintf(who + len, sizeof who - len, "%s%s %s (%s)", len ? ", " : "",
+                         slots[i].x.is_send ? "sending to" : "receiving from",
+                         x->net->ops->peer_name(x->net, slots[i].x.peer), part);
         if (w > 0)
             len += (size_t)w;
     }
