@@ -679,3 +679,20 @@ chorus_result_t chorus_comm_rank(chorus_comm_t comm, int *rank)
     *rank = comm->rank;
     return CHORUS_SUCCESS;
 }
+
+chorus_result_t chorus_comm_host(chorus_comm_t comm, int *host, int *nhosts, int *local_rank,
+                                 int *local_count)
+{
+    if (!comm || comm->magic != CHORUS_COMM_MAGIC)
+        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "chorus_comm_host: NULL or dead comm");
+    const struct comm_layout *l = &comm->layout;
+    if (host)
+        *host = l->host;
+    if (nhosts)
+        *nhosts = l->nhosts;
+    if (local_rank)
+        *local_rank = l->local_rank;
+    if (local_count)
+        *local_count = l->local_size;
+    return CHORUS_SUCCESS;
+}

@@ -293,6 +293,10 @@ net_tests() {
     have test_comm && run_test "test_comm 2x2 hosts (hostid)" 240 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_comm" : \
         -np 2 -env CHORUS_HOSTID b "$T/test_comm"
+    # hosts a, b, b, a: chorus_comm_host numbers hosts by their lowest rank
+    have test_comm && run_test "test_comm hosts a,b,b,a (hostid)" 240 \
+        "$MPIRUN" -np 1 -env CHORUS_HOSTID a "$T/test_comm" : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_comm" : -np 1 -env CHORUS_HOSTID a "$T/test_comm"
     have test_badinput && run_test "test_badinput 2x2 hosts (hostid)" 240 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_badinput" : \
         -np 2 -env CHORUS_HOSTID b "$T/test_badinput"

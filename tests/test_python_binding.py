@@ -477,6 +477,10 @@ def worker():
     same(c3.allgather(np.zeros(N, np.int64), a), list(range(N)), "int64",
          "allgather on the torchrun-variables communicator")
     check(not warned, "LOCAL_RANK consistent with the host: no warning (got %r)" % warned)
+    # every rank of this test runs on this host (one host id): chorus_comm_host
+    check((c3.host, c3.nhosts, c3.local_rank, c3.local_size) == (0, 1, c3.rank, N),
+          "host %d of %d, local rank %d of %d; want host 0 of 1, local rank %d of %d"
+          % (c3.host, c3.nhosts, c3.local_rank, c3.local_size, c3.rank, N))
     c3.destroy()
     # every rank on this host, but LOCAL_WORLD_SIZE says the node has one more
     c3, warned = torchrun_comm(str(N - 1 - R), str(N + 1))

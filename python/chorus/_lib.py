@@ -77,6 +77,8 @@ def _declare(lib):
         ("chorus_comm_abort", _R, [comm_t]),
         ("chorus_comm_count", _R, [comm_t, POINTER(c_int)]),
         ("chorus_comm_rank", _R, [comm_t, POINTER(c_int)]),
+        ("chorus_comm_host", _R, [comm_t, POINTER(c_int), POINTER(c_int), POINTER(c_int),
+                                  POINTER(c_int)]),
         ("chorus_allreduce", _R, [v, v, z, i, i, comm_t]),
         ("chorus_allgather", _R, [v, v, z, i, comm_t]),
         ("chorus_alltoall", _R, [v, v, z, i, comm_t]),

@@ -152,6 +152,12 @@ class Communicator:
         self.rank = v.value
         check(lib.chorus_comm_count(handle, ctypes.byref(v)), "chorus_comm_count")
         self.size = v.value
+        # where this rank runs, as Chorus grouped the ranks by host id
+        # (chorus_comm_host): host index (hosts in order of their lowest
+        # rank), host count, index among the host's ranks and their count
+        w = [ctypes.c_int() for _ in range(4)]
+        check(lib.chorus_comm_host(handle, *[ctypes.byref(x) for x in w]), "chorus_comm_host")
+        self.host, self.nhosts, self.local_rank, self.local_size = (x.value for x in w)
 
     def __repr__(self):
         return "<chorus.Communicator rank %d of %d%s>" % (

@@ -94,14 +94,10 @@ def _init_env():
     return Communicator(h.value)
 
 
-def _host_key():
-    """This process's host as Chorus groups ranks (src/node.c): CHORUS_HOSTID
-    if set, else the host name; FNV-1a 64 as a signed 64-bit integer."""
-    name = os.environ.get("CHORUS_HOSTID") or socket.gethostname()
-    h = 1469598103934665603
-    for b in name.encode():
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return (h - (1 << 64) if h >= 1 << 63 else h), name
+def _host_name():
+    """The host id Chorus groups ranks by (CHORUS_HOSTID, else the host name),
+    for messages only: the grouping itself comes from chorus_comm_host."""
+    return os.environ.get("CHORUS_HOSTID") or socket.gethostname()
 
 
 def _env_count(name):
@@ -119,10 +115,10 @@ def _env_count(name):
 def _check_local_rank(comm):
     """Compares torchrun's LOCAL_RANK/LOCAL_WORLD_SIZE with the host-mates
     Chorus found (see init_from_env); warns, never fails."""
-    key, host = _host_key()
+    host = _host_name()
     lr, lws = _env_count("LOCAL_RANK"), _env_count("LOCAL_WORLD_SIZE")
     n = comm.size
-    mine = (ctypes.c_int64 * 3)(key, lr, lws)
+    mine = (ctypes.c_int64 * 3)(comm.host, lr, lws)
     every = (ctypes.c_int64 * (3 * n))()
     check(_lib.lib().chorus_allgather(ctypes.addressof(mine), ctypes.addressof(every), 3, INT64,
                                       comm._handle("chorus_allgather")), "chorus_allgather")
@@ -133,7 +129,7 @@ def _check_local_rank(comm):
                       "(it finds host-mates by host id)" % (comm.rank, os.environ.get("LOCAL_RANK"),
                                                            os.environ.get("LOCAL_WORLD_SIZE")),
                       RuntimeWarning, stacklevel=3)
-    mates = [r for r in range(n) if rows[r][0] == key]
+    mates = [r for r in range(n) if rows[r][0] == comm.host]
     if mates[0] != comm.rank:
         return  # the lowest rank of each host speaks for it
     # The node size torchrun implies for each host-mate: LOCAL_WORLD_SIZE, or
