@@ -786,6 +786,8 @@ static chorus_result_t broadcast(struct hier *h)
     const uint64_t bytes = (uint64_t)a->count * h->es;
     if (!bytes)
         return CHORUS_SUCCESS;
+    if (all_direct(h)) /* every level's ports carry the vector: algos/hier_bcast_plan.c */
+        return hier_bcast_pipelined(h->p, a, h->n, h->g, h->stride, h->ha->pipe_min_bytes);
     for (int t = h->n - 1; t >= 0; t--) {
         if (!with_root_below(h, t))
             continue;
