@@ -25,7 +25,8 @@
  *    member every block whose destination has that member's coordinate
  *    (one message per peer group); copy steps regroup blocks in between.
  *  - broadcast: outermost level first, among the ranks sharing the root's
- *    inner coordinates; reduce: the mirror, innermost first.
+ *    inner coordinates (with direct on every level, the pipelined broadcast
+ *    of hier_bcast_plan.c); reduce: the mirror, innermost first.
  *  - barrier: one dissemination per level, innermost first (every rank
  *    takes part at every level, so no release phase is needed).
  *  - alltoallv: flat: a rank forwarding other ranks' blocks would need

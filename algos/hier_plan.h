@@ -56,7 +56,7 @@ int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize
  * slice across, then the other members allgather), in pieces of at least
  * HIER_BCAST_MIN_PIECE bytes (at most HIER_PIPE_MAX_SEGS) that pipeline:
  * piece i runs its step s in plan step i + s. The tuner prices the same. */
-#define HIER_BCAST_MIN_PIECE ((uint64_t)16 << 20)
+#define HIER_BCAST_MIN_PIECE ((uint64_t)8 << 20)
 int hier_bcast_pieces(uint64_t bytes, uint64_t min_bytes);
 /* Steps of one piece over nactive levels (2 on one; D(t) = D(t - 1) + 2 + t). */
 int hier_bcast_steps(int nactive);

@@ -461,19 +461,20 @@ static const struct shortfall known_short[] = {
      "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
      "and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
-     "hier(direct,direct,direct), the pipelined multi-level broadcast, 42-50%: the root's die "
+     "hier(direct,direct,direct), the pipelined multi-level broadcast, 47-50%: the root's die "
      "pair takes every piece over its one 210 GB/s link (the root's server then splits it by "
-     "halves, so a root using its server port for half would reach about 87%: not written), "
-     "and 9 steps per piece leave 8 slots of fill and drain (16 pieces at 256 MiB)"},
+     "halves; a root sending half through its server port would allow about 87%, an "
+     "estimate: not written), "
+     "and 9 steps per piece leave 8 slots of fill and drain (32 pieces at 256 MiB)"},
     {"metax-c550-128", "broadcast",
-     "hier(direct,direct,direct), 61-78%: the root's server takes every piece through the "
+     "hier(direct,direct,direct), 70-78%: the root's server takes every piece through the "
      "root's full mesh (315 GB/s of the bound's 360: 87% at best), and 9 steps per piece are "
-     "8 slots of fill and drain, each paying the 3 us RoCE latency (16 pieces at 256 MiB)"},
+     "8 slots of fill and drain, each paying the 3 us RoCE latency (32 pieces at 256 MiB)"},
     {"8gpu-roce400", "broadcast",
-     "hier(direct,direct), 88% at 1 GiB but 75% at 256 MiB: each of 16 pieces takes 5 steps "
+     "hier(direct,direct), 88% at 1 GiB but 78% at 256 MiB: each of 32 pieces takes 5 steps "
      "whose loads are all near the bound's (the root's NVSwitch port, the RoCE port, the "
      "allgather), so the 4 slots of fill and drain cost full slots, and each slot pays the "
-     "3.5 us RoCE latency (by that count about 28 pieces would be best, still near 77%)"},
+     "3.5 us RoCE latency (16 MiB pieces simulate at 75%; 4 MiB ones are priced slower)"},
     {"cloudmatrix384", "reduce",
      "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
      "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
