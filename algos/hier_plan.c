@@ -25,7 +25,8 @@
  *    member every block whose destination has that member's coordinate
  *    (one message per peer group); copy steps regroup blocks in between.
  *  - broadcast: outermost level first, among the ranks sharing the root's
- *    inner coordinates; reduce: the mirror, innermost first.
+ *    inner coordinates (with direct on every level, the pipelined broadcast
+ *    of hier_bcast_plan.c); reduce: the mirror, innermost first.
  *  - barrier: one dissemination per level, innermost first (every rank
  *    takes part at every level, so no release phase is needed).
  *  - alltoallv: flat: a rank forwarding other ranks' blocks would need
@@ -786,6 +787,8 @@ static chorus_result_t broadcast(struct hier *h)
     const uint64_t bytes = (uint64_t)a->count * h->es;
     if (!bytes)
         return CHORUS_SUCCESS;
+    if (all_direct(h)) /* every level's ports carry the vector: algos/hier_bcast_plan.c */
+        return hier_bcast_pipelined(h->p, a, h->n, h->g, h->stride, h->ha->pipe_min_bytes);
     for (int t = h->n - 1; t >= 0; t--) {
         if (!with_root_below(h, t))
             continue;

@@ -50,6 +50,21 @@ int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint
 int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize,
                    uint64_t min_bytes);
 
+/* Broadcast with direct on every level (algos/hier_bcast_plan.c): each
+ * level's members take the vector in through all their ranks' ports (the
+ * root's member broadcasts inside, then every inner position carries its
+ * slice across, then the other members allgather), in pieces of at least
+ * HIER_BCAST_MIN_PIECE bytes (at most HIER_PIPE_MAX_SEGS) that pipeline:
+ * piece i runs its step s in plan step i + s. The tuner prices the same. */
+#define HIER_BCAST_MIN_PIECE ((uint64_t)8 << 20)
+int hier_bcast_pieces(uint64_t bytes, uint64_t min_bytes);
+/* Steps of one piece over nactive levels (2 on one; D(t) = D(t - 1) + 2 + t). */
+int hier_bcast_steps(int nactive);
+/* Builds a->rank's plan into p (after what p holds): n active levels of
+ * group[t] members, stride[t] ranks apart. */
+chorus_result_t hier_bcast_pipelined(struct plan *p, const struct plan_args *a, int n,
+                                     const int *group, const int *stride, uint64_t min_bytes);
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */

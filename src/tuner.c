@@ -616,6 +616,79 @@ static double direct_allgather_levels(const struct view *v, double m)
     return total;
 }
 
+/* The broadcast with direct on every level (algos/hier_bcast_plan.c),
+ * slot by slot: piece i runs its step s in slot i + s. Ranks take different
+ * roles (0 the root, 1 the rest of its level-0 group, t + 1 the ranks that
+ * receive across level t and allgather below it), and each step loads some
+ * roles' ports at one level, out and in apart; a slot lasts as long as the
+ * busiest port of any role over the steps in flight, plus the slowest
+ * latency among them. */
+#define BCAST_MAX_STEPS 64
+struct bcast_step {
+    int level;
+    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1]; /* seconds per role */
+};
+
+static int bcast_steps(const struct view *v, int t, double x, struct bcast_step *st, int n)
+{
+    if (t == 0) {
+        double g = v->g[0], all = x * v->b[0] / v->links[0];
+        if (n + 2 > BCAST_MAX_STEPS)
+            return -1;
+        memset(&st[n], 0, 2 * sizeof *st);
+        st[n].out[0] = all;                       /* the root scatters */
+        st[n].in[1] = all / (g - 1); /* a port's (a full mesh's links') share */
+        st[n + 1].in[0] = all;                    /* slices return to the root */
+        st[n + 1].out[1] = all;
+        st[n + 1].in[1] = (g - 2) / (g - 1) * all;
+        return n + 2;
+    }
+    n = bcast_steps(v, t - 1, x, st, n);
+    if (n < 0 || n + 2 + t > BCAST_MAX_STEPS)
+        return -1;
+    memset(&st[n], 0, (size_t)(2 + t) * sizeof *st);
+    double g = v->g[t], slice = x / (double)v->stride[t], sb = slice * v->b[t] / v->links[t];
+    st[n].level = st[n + 1].level = t;
+    for (int r = 0; r <= t; r++) /* the root's member sends each slice across */
+        st[n].out[r] = sb;
+    st[n].in[t + 1] = sb / (g - 1);
+    st[n + 1].out[t + 1] = st[n + 1].in[t + 1] = (g - 2) / (g - 1) * sb;
+    n += 2;
+    double held = 1;
+    for (int k = t - 1; k >= 0; k--, n++) { /* the others allgather, outermost first */
+        st[n].level = k;
+        st[n].out[t + 1] = st[n].in[t + 1] = held * (v->g[k] - 1) * slice * v->b[k] / v->links[k];
+        held *= v->g[k];
+    }
+    return n;
+}
+
+static double pipelined_bcast(const struct view *v, double m)
+{
+    struct bcast_step st[BCAST_MAX_STEPS];
+    const int D = bcast_steps(v, v->n - 1, m / hier_bcast_pieces((uint64_t)m, 0), st, 0);
+    const int pieces = hier_bcast_pieces((uint64_t)m, 0);
+    if (D < 0 || D != hier_bcast_steps(v->n))
+        return -1;
+    double total = 0;
+    for (int slot = 0; slot < pieces + D - 1; slot++) {
+        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
+        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double busiest = 0, lat = 0;
+        for (int s = lo; s <= hi; s++) {
+            for (int r = 0; r <= v->n; r++) {
+                out[r][st[s].level] += st[s].out[r];
+                in[r][st[s].level] += st[s].in[r];
+                busiest = fmax(busiest, fmax(out[r][st[s].level], in[r][st[s].level]));
+            }
+            lat = fmax(lat, v->a[st[s].level]);
+        }
+        total += busiest + lat;
+    }
+    return total;
+}
+
 /* The pipelined reduce_scatter (algos/hier_plan.c) with these level
  * algorithms, or -1 when the plan would not pipeline them. Piece i of every
  * block is copied into level order (one position: the copy delays its slot's
@@ -812,7 +885,24 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
         for (int k = 0; k <= top; k++)
             t += phase(v, k, COLL_ALLTOALL, m * p / v->g[k], d) + p * m * v->copy;
         return t;
-    case COLL_BROADCAST:
+    case COLL_BROADCAST: {
+        /* level by level, against direct on every level (the plan then
+         * runs the pipelined broadcast of algos/hier_bcast_plan.c) */
+        struct tuner_choice seq = {0};
+        int all_direct = 1;
+        for (int k = top; k >= 0; k--) {
+            t += phase(v, k, kind, m, &seq);
+            all_direct &= seq.level_algo[v->topo_level[k]] == ALGO_DIRECT;
+        }
+        double tp = pipelined_bcast(v, m);
+        if (tp >= 0 && (all_direct || tp < t)) {
+            t = tp;
+            for (int k = 0; k <= top; k++)
+                seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
+        }
+        keep_levels(v, top, &seq, d);
+        return t;
+    }
     case COLL_REDUCE:
         for (int k = top; k >= 0; k--)
             t += phase(v, k, kind, m, d);

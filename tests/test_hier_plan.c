@@ -187,6 +187,8 @@ static void setup_rank(const struct tcase *c, int r)
     memset(a, 0, sizeof *a);
     a->base = (struct plan_args){.kind = c->kind, .nranks = c->n, .rank = r, .count = c->count,
                                  .esize = es, .root = c->root, .in_place = ip};
+    if (c->kind == COLL_BROADCAST && r != c->root)
+        a->base.in_place = 1; /* as the runtime tells them (src/coll_net.c whole_call) */
     a->nlevels = c->nlevels;
     memcpy(a->group, c->group, sizeof a->group);
     memcpy(a->algo, c->algo, sizeof a->algo);
@@ -656,6 +658,50 @@ static void sweep_pipelined(int quick)
             }
         }
     }
+    /* broadcast with direct on every level: the root's member broadcasts
+     * inside, slices cross per position, the others allgather, in pieces
+     * that overlap (every root, in and out of place, odd byte counts) */
+    static const struct shape bshapes[] = {{2, {2, 2}}, {2, {3, 2}}, {2, {2, 3}},
+                                           {3, {2, 3, 2}}, {3, {2, 1, 3}}, {3, {3, 2, 2}},
+                                           {2, {5, 3}}, {4, {2, 2, 2, 2}}};
+    int bcast_piped = 0;
+    for (size_t si = 0; si < sizeof bshapes / sizeof *bshapes; si++) {
+        const struct shape *s = &bshapes[si];
+        const int n = shape_n(s);
+        static const size_t bcounts[] = {1, 2, 7, 64, 301, 1001, 32768};
+        int active = 0;
+        for (int i = 0; i < s->nlevels; i++)
+            active += s->group[i] > 1;
+        for (size_t ci = 0; ci < sizeof bcounts / sizeof *bcounts; ci++) {
+            for (int ip = 0; ip < 2; ip++) {
+                for (int root = 0; root < n; root++) {
+                    if (quick && (root + (int)ci + ip) % 3)
+                        continue;
+                    struct tcase c = {.kind = COLL_BROADCAST, .nlevels = s->nlevels, .n = n,
+                                      .count = bcounts[ci], .in_place = ip, .root = root,
+                                      .type = moving[ci % 2].type, .op = moving[ci % 2].op,
+                                      .pipe_min = 24};
+                    memcpy(c.group, s->group, sizeof c.group);
+                    for (int i = 0; i < s->nlevels; i++)
+                        c.algo[i] = ALGO_DIRECT;
+                    const uint64_t bytes = c.count * chorus_type_size(c.type);
+                    const int np = hier_bcast_pieces(bytes, c.pipe_min);
+                    if (np >= 4 && build_all(&c) == 0) { /* overlapping: fewer steps */
+                        checks++;
+                        if (W.plans[root].nsteps >= np * hier_bcast_steps(active))
+                            FAIL("broadcast on %d ranks: %d pieces in %d steps, not pipelined",
+                                 n, np, W.plans[root].nsteps);
+                        bcast_piped++;
+                        free_all(&c);
+                    }
+                    run_case(&c, 0);
+                }
+            }
+        }
+    }
+    checks++;
+    if (bcast_piped == 0)
+        FAIL("no broadcast was cut into overlapping pieces");
     checks++;
     if (rs_piped == 0)
         FAIL("no reduce_scatter was cut into pieces");

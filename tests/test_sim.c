@@ -461,15 +461,20 @@ static const struct shortfall known_short[] = {
      "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
      "and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
-     "33-35%: direct over all ranks at 256 MiB (a pipelined scatter from the root and an "
-     "allgather among the others; 752 of the 767 slices of a piece cross the Clos port), the "
-     "double binary tree at 1 GiB, both at the Clos port's pace; the "
-     "bound needs the vector scattered over a server's ports, broadcast across per position "
-     "and allgathered inside, pipelined, without loading the root's server twice: not written"},
+     "hier(direct,direct,direct), the pipelined multi-level broadcast, 47-50%: the root's die "
+     "pair takes every piece over its one 210 GB/s link (the root's server then splits it by "
+     "halves; a root sending half through its server port would allow about 87%, an "
+     "estimate: not written), "
+     "and 9 steps per piece leave 8 slots of fill and drain (32 pieces at 256 MiB)"},
     {"metax-c550-128", "broadcast",
-     "as cloudmatrix384 (direct, 23-24%: half of every slice crosses the RoCE port)"},
+     "hier(direct,direct,direct), 70-78%: the root's server takes every piece through the "
+     "root's full mesh (315 GB/s of the bound's 360: 87% at best), and 9 steps per piece are "
+     "8 slots of fill and drain, each paying the 3 us RoCE latency (32 pieces at 256 MiB)"},
     {"8gpu-roce400", "broadcast",
-     "as cloudmatrix384 (direct, 13%: 15/16 of every slice crosses the RoCE port)"},
+     "hier(direct,direct), 88% at 1 GiB but 78% at 256 MiB: each of 32 pieces takes 5 steps "
+     "whose loads are all near the bound's (the root's NVSwitch port, the RoCE port, the "
+     "allgather), so the 4 slots of fill and drain cost full slots, and each slot pays the "
+     "3.5 us RoCE latency (16 MiB pieces simulate at 75%; 4 MiB ones are priced slower)"},
     {"cloudmatrix384", "reduce",
      "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
      "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
