@@ -644,6 +644,12 @@ static double pipelined_rs(const struct view *v, double m, uint64_t min_bytes,
         T += s;
         bytes[k] = fmax(0, c - s * v->a[k]) / s;
         red[k] = (v->g[k] - 1) * w * v->gamma / s;
+        /* the first level reads the input in rank order, one message per
+         * rank block and piece: they land together, and the simulator
+         * reduces a rank's messages one at a time, so its reductions
+         * follow its transfers (direct's price has its chunks' tails) */
+        if (k == 0 && a != ALGO_DIRECT)
+            bytes[k] += red[k];
     }
     first[top + 1] = T;
     if (min_bytes && pieces < 2 * T) /* as the allreduce's segments: steady state only */
