@@ -110,7 +110,7 @@ chorus_result_t plan_append_step(struct plan *dst, const struct plan *src, int s
  * alike when the plan's ranges sit at the same offset in a block as the
  * data they hold: algos/plan_stride.c). Empty steps stay. The composed
  * reduce_scatter reads the caller's input in rank order with it.
- * CHORUS_INTERNAL_ERROR for a plan that breaks that rule. */
+ * CHORUS_INVALID_ARGUMENT for a plan that breaks that rule. */
 chorus_result_t plan_stride_input(struct plan *p, uint64_t blk, uint64_t nblocks,
                                   const uint64_t *place);
 

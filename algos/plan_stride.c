@@ -59,7 +59,7 @@ chorus_result_t plan_stride_input(struct plan *p, uint64_t blk, uint64_t nblocks
         const struct plan_op *o = &p->ops[i];
         if (o->kind == PLAN_RECV_REDUCE || o->kind == PLAN_COPY) {
             if (o->src_off % blk != o->dst_off % blk)
-                return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "plan_stride_input: op %u reads at "
+                return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "plan_stride_input: op %u reads at "
                                   "%llu and writes at %llu, not alike in blocks of %llu", i,
                                   (unsigned long long)o->src_off,
                                   (unsigned long long)o->dst_off, (unsigned long long)blk);
