@@ -349,6 +349,11 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
                                        : "each host holds one rank");
             break;
         }
+    /* No rank leaves init before every rank's transports are set up: one
+     * that did could destroy the communicator at once, and a peer still
+     * finishing its RDMA setup would see the connection close and fail
+     * (seen in the soft-RoCE guest: a split, then destroy). */
+    CHORUS_CHECK(chorus_bootstrap_barrier(comm->bs));
     chorus_bootstrap_set_timeout(comm->bs, comm->timeout_ms);
     return CHORUS_SUCCESS;
 }
