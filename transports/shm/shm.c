@@ -276,8 +276,9 @@ void shm_comm_destroy(struct shm_comm *s)
 void shm_comm_abort(struct shm_comm *s)
 {
     struct shm_ctrl *me = s->ctrl[s->rank];
-    int blame = s->blame >= 0 ? s->blame : shm_comm_rank(s, s->rank);
-    chorus_result_t code = s->blame >= 0 ? s->blame_code : CHORUS_REMOTE_ERROR;
+    int blamed = s->blame; /* once: the communicator's thread may be setting it */
+    int blame = blamed >= 0 ? blamed : shm_comm_rank(s, s->rank);
+    chorus_result_t code = blamed >= 0 ? (chorus_result_t)s->blame_code : CHORUS_REMOTE_ERROR;
     atomic_store(&me->abort.code, (uint32_t)code);
     atomic_store(&me->abort.blame, (uint32_t)blame + 1);
     /* Wake peers sleeping on any of my counters so they notice now. */

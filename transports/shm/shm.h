@@ -110,8 +110,10 @@ struct shm_comm {
      * communicator ranks: a node level of a node-aware algorithm has its
      * own numbering, which means nothing to the user. */
     const int *comm_ranks;
-    int blame;                /* communicator rank held responsible for the last failure */
-    chorus_result_t blame_code;
+    /* communicator rank held responsible for the last failure, and its code;
+     * atomic: chorus_comm_abort reads them from another thread (TSan) */
+    _Atomic int blame;
+    _Atomic int blame_code; /* chorus_result_t */
     const char *label;        /* for error texts */
     char err_text[256];
     /* Called at every health check of a wait (about every 100 us) while set:
