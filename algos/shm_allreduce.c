@@ -22,22 +22,6 @@
 
 #define MAX_STACK_SRCS 64
 
-/* Slice q of a piece of pe elements: boundaries on 64-byte multiples so
- * neighbouring slices do not share cache lines. */
-static void slice_of(size_t pe, size_t esize, int q, int n, size_t *lo, size_t *len)
-{
-    size_t unit = 64 / esize;
-    size_t units = (pe + unit - 1) / unit;
-    size_t a = units * (size_t)q / (size_t)n * unit;
-    size_t b = units * (size_t)(q + 1) / (size_t)n * unit;
-    if (a > pe)
-        a = pe;
-    if (b > pe)
-        b = pe;
-    *lo = a;
-    *len = b - a;
-}
-
 /* The srcs array: on the stack for ordinary rank counts. */
 struct srcs {
     const void *stack[MAX_STACK_SRCS];
@@ -156,7 +140,7 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
         char *mine = shm_buf(s, me, st);
         for (int q = 0; q < n; q++) {
             size_t lo, len;
-            slice_of(pe, esize, q, n, &lo, &len);
+            shm_slice_of(pe, esize, q, n, &lo, &len);
             if (q != me && len)
                 memcpy(mine + lo * esize, send + (off + lo) * esize, len * esize);
         }
@@ -166,7 +150,7 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
             break;
         shm_mark_synced(s, st);
         size_t mlo, mlen;
-        slice_of(pe, esize, me, n, &mlo, &mlen);
+        shm_slice_of(pe, esize, me, n, &mlo, &mlen);
         for (int q = 0; q < n; q++)
             x.v[q] = q == me ? (const void *)(send + (off + mlo) * esize)
                              : shm_buf(s, q, st) + mlo * esize;
@@ -177,7 +161,7 @@ static chorus_result_t rounds(struct shm_comm *s, const char *send, char *recv, 
             for (int i = 0; i < n && res == CHORUS_SUCCESS; i++) {
                 int q = (me + i) % n;
                 size_t lo, len;
-                slice_of(pe, esize, q, n, &lo, &len);
+                shm_slice_of(pe, esize, q, n, &lo, &len);
                 if (q != me)
                     res = shm_wait(s, q, &s->ctrl[q]->ready2, st);
                 if (res == CHORUS_SUCCESS && len)
@@ -215,6 +199,12 @@ static chorus_result_t reduce_to(struct shm_comm *s, const void *sendbuf, void *
         return last_arriver(s, sendbuf, recvbuf, count, type, op);
     if (bytes <= s->small && bytes <= s->chunk)
         return one_shot(s, sendbuf, recvbuf, count, type, op, root);
+    if (root < 0) {
+        int done = 0;
+        CHORUS_CHECK(shm_zcopy_allreduce(s, sendbuf, recvbuf, count, type, op, &done));
+        if (done)
+            return CHORUS_SUCCESS;
+    }
     return rounds(s, sendbuf, recvbuf, count, type, op, root);
 }
 
@@ -241,6 +231,12 @@ chorus_result_t shm_reduce_scatter(struct shm_comm *s, const void *sendbuf, void
         return CHORUS_SUCCESS;
     if (n == 1)
         return alone(sendbuf, recvbuf, recvcount, type, op);
+    {
+        int done = 0;
+        CHORUS_CHECK(shm_zcopy_reduce_scatter(s, sendbuf, recvbuf, recvcount, type, op, &done));
+        if (done)
+            return CHORUS_SUCCESS;
+    }
     /* Each round moves a piece of every block: n pieces fill one half. */
     size_t piece_max = s->chunk / esize / (size_t)n;
     if (piece_max == 0)

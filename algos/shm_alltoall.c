@@ -38,6 +38,12 @@ chorus_result_t shm_alltoall(struct shm_comm *s, const void *sendbuf, void *recv
         chorus_copy(recv + (size_t)me * block, send + (size_t)me * block, block, stream);
     if (n == 1)
         return CHORUS_SUCCESS;
+    {
+        int done = 0;
+        CHORUS_CHECK(shm_zcopy_alltoall(s, sendbuf, recvbuf, count, type, &done));
+        if (done)
+            return CHORUS_SUCCESS;
+    }
     /* In place, a peer would read blocks we are overwriting: stage instead. */
     if (shm_single_copy(s, block, block * (size_t)n) && !in_place) {
         uint32_t st = shm_next_step(s);

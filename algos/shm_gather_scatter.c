@@ -43,6 +43,12 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
         chorus_copy(recv + (size_t)me * block, mine_src, block, stream);
     if (n == 1)
         return CHORUS_SUCCESS;
+    {
+        int done = 0;
+        CHORUS_CHECK(shm_zcopy_allgather(s, sendbuf, recvbuf, sendcount, type, &done));
+        if (done)
+            return CHORUS_SUCCESS;
+    }
     if (shm_single_copy(s, block, block * (size_t)n)) {
         uint32_t st = shm_next_step(s);
         CHORUS_CHECK(shm_reserve(s, st));

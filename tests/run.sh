@@ -427,6 +427,24 @@ else
             env CHORUS_CMA_MAX=1M "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --seed 29
         run_test "test_coll np=5 --quick" 300 \
             "$MPIRUN" -np 5 "$T/test_coll" --quick --no-large --seed 17
+        # zero copy between chorus_mem_alloc buffers: every size (ZCOPY_MIN=1,
+        # and SHM_SMALL=0 so small allreduces take it too), every type and op
+        # on 2 ranks; the default threshold with large cases; split halves;
+        # and some ranks' buffers not Chorus memory (everyone falls back)
+        run_test "test_coll np=2 --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
+            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
+            "$MPIRUN" -np 2 "$T/test_coll" --no-large --mem chorus --seed 41
+        run_test "test_coll np=3 --quick --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
+            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
+            "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --mem chorus --seed 43
+        run_test "test_coll np=4 --quick --mem chorus" 300 \
+            "$MPIRUN" -np 4 "$T/test_coll" --quick --large-mib 8 --mem chorus --seed 47
+        run_test "test_coll np=4 --quick --split --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
+            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
+            "$MPIRUN" -np 4 "$T/test_coll" --quick --no-large --split --mem chorus --seed 53
+        run_test "test_coll np=3 --quick --mem mixed [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
+            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
+            "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --mem mixed --seed 59
         # on split communicators (3 + 2 and 2 + 2 ranks), both halves at once
         run_test "test_coll np=5 --quick --split" 300 \
             "$MPIRUN" -np 5 "$T/test_coll" --quick --no-large --split --seed 19

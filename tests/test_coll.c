@@ -17,6 +17,12 @@
  *   --max-count C  skip counts above C (e.g. for valgrind)
  *   --split        run on two communicators split from the world (even and
  *                  odd ranks, reversed order), both halves at the same time
+ *   --mem chorus   every buffer from chorus_mem_alloc (zero-copy paths, with
+ *                  CHORUS_ZCOPY_MIN at most the sizes run); checks that peers'
+ *                  allocations were mapped (zero copy ran) and unmapped at
+ *                  destroy, and chorus_mem_alloc/free's errors
+ *   --mem mixed    the same on even ranks only: every rank must fall back to
+ *                  the ordinary algorithms (checks that nothing was mapped)
  * Rank 0 ends with "ok test_coll np=N: K checks" or "FAIL test_coll ...".
  */
 #ifndef _GNU_SOURCE
@@ -51,6 +57,8 @@ static uint64_t g_seed = 0x5eed;
 static uint64_t case_no;
 static int opt_quick, opt_large = 1, opt_coll = -1;
 static size_t opt_max_count = (size_t)-1, opt_large_bytes = (size_t)64 << 20;
+enum { MEM_MALLOC, MEM_CHORUS, MEM_MIXED };
+static int opt_mem = MEM_MALLOC;
 
 /* allreduce result hashes of the current group, compared across ranks */
 static uint64_t *hashes;
@@ -911,6 +919,59 @@ static void test_barrier_semantics(void)
 }
 
 /* Sanity checks of the reference itself (cheap, every rank). */
+/* ---- Chorus-allocated buffers (--mem) ----------------------------------------------- */
+
+static void *chorus_mem_or_null(size_t bytes)
+{
+    void *p = NULL;
+    return chorus_mem_alloc(&p, bytes) == CHORUS_SUCCESS ? p : NULL;
+}
+
+static void chorus_mem_release(void *p)
+{
+    CHECK_OK(chorus_mem_free(p));
+}
+
+/* Mappings of peers' Chorus allocations in this process: read-only shared
+ * mappings of a "chorus-mem" memfd (this rank's own are read-write). */
+static int peer_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        char perms[8] = "";
+        if (sscanf(line, "%*s %7s", perms) == 1 && !strcmp(perms, "r--s") &&
+            strstr(line, "/memfd:chorus-mem"))
+            found++;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The allocator's contract: errors are result codes, never crashes. */
+static void mem_api_checks(void)
+{
+    tu_set_case("chorus_mem_alloc/free errors");
+    void *p = (void *)1;
+    CHECK_RES(chorus_mem_alloc(NULL, 4096), CHORUS_INVALID_ARGUMENT);
+    CHECK_RES(chorus_mem_alloc(&p, 0), CHORUS_INVALID_ARGUMENT);
+    CHECK(p == NULL, "chorus_mem_alloc(&p, 0) left p = %p, expected NULL", p);
+    CHECK_RES(chorus_mem_alloc(&p, (size_t)-1), CHORUS_INVALID_ARGUMENT);
+    CHECK_OK(chorus_mem_free(NULL));
+    int on_stack = 0;
+    CHECK_RES(chorus_mem_free(&on_stack), CHORUS_INVALID_ARGUMENT);
+    if (CHECK_OK(chorus_mem_alloc(&p, 5000))) {
+        CHECK(((uintptr_t)p & 4095) == 0, "chorus_mem_alloc returned %p: not page aligned", p);
+        memset(p, 0xAB, 5000); /* usable, also past the first page */
+        CHECK_RES(chorus_mem_free((char *)p + 64), CHORUS_INVALID_ARGUMENT);
+        CHECK_OK(chorus_mem_free(p));
+        CHECK_RES(chorus_mem_free(p), CHORUS_INVALID_ARGUMENT); /* double free */
+    }
+}
+
 static void selftest(void)
 {
     tu_set_case("test_util self test");
@@ -925,7 +986,7 @@ static void usage(void)
 {
     if (me == 0)
         fprintf(stderr, "usage: test_coll [--quick] [--no-large] [--large-mib M] [--coll NAME] "
-                        "[--max-count C] [--seed S] [--split] [-v]\n");
+                        "[--max-count C] [--seed S] [--split] [--mem chorus|mixed] [-v]\n");
 }
 
 int main(int argc, char **argv)
@@ -954,6 +1015,15 @@ int main(int argc, char **argv)
             tu_verbose = 1;
         } else if (!strcmp(argv[i], "--split")) {
             opt_split = 1;
+        } else if (!strcmp(argv[i], "--mem") && i + 1 < argc) {
+            i++;
+            opt_mem = !strcmp(argv[i], "chorus") ? MEM_CHORUS
+                      : !strcmp(argv[i], "mixed") ? MEM_MIXED : -1;
+            if (opt_mem < 0) {
+                usage();
+                MPI_Finalize();
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--coll") && i + 1 < argc) {
             i++;
             for (int c = 0; c < C_NUM; c++)
@@ -978,6 +1048,11 @@ int main(int argc, char **argv)
     }
     double t0 = tu_now();
     selftest();
+    if (opt_mem != MEM_MALLOC)
+        mem_api_checks();
+    /* mixed: world ranks 0, 2, ... (so both halves of --split mix too) */
+    if (opt_mem == MEM_CHORUS || (opt_mem == MEM_MIXED && tu_rank % 2 == 0))
+        tu_buf_set_allocator(chorus_mem_or_null, chorus_mem_release);
     g_mpi = MPI_COMM_WORLD;
     tu_set_case("chorus_comm_init_mpi");
     chorus_result_t r;
@@ -1018,6 +1093,16 @@ int main(int argc, char **argv)
     sweep_batches();
     test_barrier_semantics();
 
+    if (opt_mem != MEM_MALLOC && n > 1) {
+        tu_set_case("--mem %s: peers' allocations mapped", opt_mem == MEM_CHORUS ? "chorus" : "mixed");
+        int mapped = peer_mappings();
+        if (opt_mem == MEM_CHORUS)
+            CHECK(mapped > 0, "no peer allocation is mapped (%d): zero copy never ran", mapped);
+        else
+            CHECK(mapped == 0, "%d peer allocations mapped: zero copy ran although some ranks' "
+                  "buffers are not Chorus memory", mapped);
+    }
+
     tu_set_case("finalize/destroy");
     chorus_result_t ae = CHORUS_INTERNAL_ERROR;
     CHECK_OK(chorus_comm_get_async_error(g_comm, &ae));
@@ -1030,6 +1115,11 @@ int main(int argc, char **argv)
     }
     if (g_mpi != MPI_COMM_WORLD)
         MPI_Comm_free(&g_mpi);
+    if (opt_mem != MEM_MALLOC) {
+        tu_set_case("--mem: peers' allocations unmapped at destroy");
+        int mapped = peer_mappings();
+        CHECK(mapped == 0, "%d peer allocations still mapped after chorus_comm_destroy", mapped);
+    }
     free(hashes);
     if (me == 0)
         tu_log("total %.1f s", tu_now() - t0);

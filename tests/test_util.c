@@ -684,10 +684,19 @@ uint64_t tu_fnv1a(const void *buf, size_t n)
 
 static unsigned char guard_byte(size_t k) { return (unsigned char)(0xA5u ^ (k * 31u)); }
 
+static void *(*buf_alloc)(size_t bytes) = malloc;
+static void (*buf_release)(void *p) = free;
+
+void tu_buf_set_allocator(void *(*alloc)(size_t bytes), void (*release)(void *p))
+{
+    buf_alloc = alloc ? alloc : malloc;
+    buf_release = release ? release : free;
+}
+
 int tu_buf_alloc(tu_buf_t *b, size_t bytes, size_t misalign)
 {
     size_t pre = TU_GUARD + misalign;
-    b->base = malloc(pre + bytes + TU_GUARD);
+    b->base = buf_alloc(pre + bytes + TU_GUARD);
     if (!b->base) {
         b->ptr = NULL;
         return -1;
@@ -721,7 +730,8 @@ int tu_buf_check_guards(const tu_buf_t *b, const char *what)
 
 void tu_buf_free(tu_buf_t *b)
 {
-    free(b->base);
+    if (b->base)
+        buf_release(b->base);
     b->base = b->ptr = NULL;
 }
 

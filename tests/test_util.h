@@ -157,6 +157,9 @@ int tu_buf_alloc(tu_buf_t *b, size_t bytes, size_t misalign);
 /* Checks the guards (one check; reports the first damaged guard byte). */
 int tu_buf_check_guards(const tu_buf_t *b, const char *what);
 void tu_buf_free(tu_buf_t *b);
+/* Where tu_buf_alloc takes memory from (e.g. chorus_mem_alloc, so the
+ * collectives' zero-copy paths run); NULL, NULL: malloc/free again. */
+void tu_buf_set_allocator(void *(*alloc)(size_t bytes), void (*release)(void *p));
 
 /* ---- misc -------------------------------------------------------------------------- */
 

@@ -154,6 +154,7 @@ chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange
     s->small = t->SHM_SMALL;
     s->cma_min = t->CMA_MIN;
     s->cma_max = t->CMA_MAX;
+    s->zcopy_min = t->ZCOPY_MIN;
     s->local_abort = local_abort;
     s->blame = -1;
     s->seg_bytes = ctrl_bytes(nranks) + 2 * s->chunk +
@@ -266,6 +267,7 @@ void shm_comm_destroy(struct shm_comm *s)
 {
     if (!s)
         return;
+    shm_zcopy_release(s);
     for (int q = 0; s->maps && q < s->nranks; q++)
         if (s->maps[q])
             munmap(s->maps[q], s->seg_bytes);

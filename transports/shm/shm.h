@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "chorus.h"
+#include "mem_alloc.h"
 #include "wait.h"
 
 #define SHM_LINE 64
@@ -48,6 +49,15 @@ struct shm_abort {
     char pad[SHM_LINE - 2 * sizeof(uint32_t)];
 };
 
+/* Where a rank's buffers of a zero-copy attempt live (see shm_zcopy_begin),
+ * one per workspace half like shm_meta. */
+struct shm_zcopy_note {
+    struct chorus_mem_span span[2]; /* SHM_ZC_SEND, SHM_ZC_RECV */
+    uint32_t usable; /* every buffer the peers read lies in one Chorus allocation */
+    uint32_t mapped; /* I mapped every peer's buffers I read */
+    char pad[2 * SHM_LINE - 2 * sizeof(struct chorus_mem_span) - 2 * sizeof(uint32_t)];
+};
+
 struct shm_ctrl {
     struct shm_line ready;    /* step s: my contribution for s is readable */
     struct shm_line ready2;   /* step s: my second-phase result is readable */
@@ -61,6 +71,7 @@ struct shm_ctrl {
     struct shm_line result;   /* step whose result is published */
     struct shm_line result_owner[2]; /* per workspace half: who holds it */
     struct shm_meta meta[2];
+    struct shm_zcopy_note zcopy[2];
     int32_t pid;
     uint32_t nranks;
     char pad[SHM_LINE - 2 * sizeof(uint32_t)];
@@ -93,6 +104,8 @@ struct shm_comm {
     size_t cma_max;   /* allgather/alltoall/broadcast: single copy up to this whole buffer (0: any) */
     int cma;          /* every rank can process_vm_readv every other */
     int oversubscribed; /* more ranks than cores on this node */
+    size_t zcopy_min; /* zero copy between Chorus allocations from this many bytes (0: off) */
+    struct shm_zcopy_cache *zcopy; /* peers' allocations mapped here; NULL until needed */
     struct shm_ctrl **ctrl; /* [nranks], ctrl[rank] is mine */
     char **ws;              /* [nranks] workspace bases */
     char **p2p;             /* [nranks] p2p slot bases */
@@ -212,6 +225,32 @@ static inline chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *loca
 {
     return shm_cma_copy(s, q, local, remote, len, 0);
 }
+
+/* ---- zero copy between Chorus allocations (shm_zcopy.c) ------------------ */
+enum { SHM_ZC_SEND = 0, SHM_ZC_RECV = 1 };
+#define SHM_ZC_NEED_SEND (1u << SHM_ZC_SEND) /* peers read my send buffer */
+#define SHM_ZC_NEED_RECV (1u << SHM_ZC_RECV) /* peers read my receive buffer */
+
+/* A zero-copy call under way: every rank's buffers as this process sees
+ * them (arrays owned by the communicator, valid until the next call). */
+struct shm_zcopy_call {
+    uint32_t step; /* the agreement step; the caller must post "done" for it */
+    const char **send; /* [nranks] */
+    const char **recv; /* [nranks] */
+    const void **srcs; /* [nranks] scratch for the reduction's sources */
+};
+
+/* The agreement step that opens every zero-copy collective: each rank
+ * publishes whether the buffers in need (peers will read them) lie in one
+ * Chorus allocation each, then maps every peer's (cached per peer and
+ * allocation). *go = 1 only if every rank's buffers qualify and every rank
+ * mapped every peer's, so all ranks decide alike; with *go = 0 the step is
+ * complete and the caller runs its ordinary algorithm. */
+chorus_result_t shm_zcopy_begin(struct shm_comm *s, const void *send, size_t send_len,
+                                const void *recv, size_t recv_len, unsigned need,
+                                struct shm_zcopy_call *call, int *go);
+/* Unmaps every cached peer allocation (communicator destroy). */
+void shm_zcopy_release(struct shm_comm *s);
 
 #define SHM_READY offsetof(struct shm_ctrl, ready)
 #define SHM_READY2 offsetof(struct shm_ctrl, ready2)

@@ -1,0 +1,151 @@
+/* shm_zcopy.c - allreduce, allgather, alltoall and reduce-scatter on one
+ * node when every rank's buffers come from chorus_mem_alloc: each rank reads
+ * its peers' buffers where they are (zero copy), instead of staging them
+ * through the shared workspaces (two copies) or process_vm_readv (a kernel
+ * copy that pins pages and cannot stream its stores).
+ *
+ * Each starts with the agreement step (shm_zcopy_begin), which all ranks
+ * take whatever their buffers, and ends only when every peer is done
+ * reading this rank's buffers: the caller may reuse them on return. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "shm_algos.h"
+
+#include "error.h"
+
+#include "copy.h"
+#include "reduce.h"
+
+/* Every rank sees the same sizes, so every rank takes the agreement step
+ * or none does. */
+static int wanted(const struct shm_comm *s, size_t bytes)
+{
+    return s->nranks > 1 && s->zcopy_min > 0 && bytes >= s->zcopy_min;
+}
+
+/* Nobody returns (and maybe rewrites its buffers) while a peer still reads
+ * them: everyone posts done for step st and waits for everyone's. */
+static chorus_result_t all_done(struct shm_comm *s, uint32_t st)
+{
+    shm_post(s, &s->ctrl[s->rank]->done, st);
+    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, st));
+    s->synced = st;
+    return CHORUS_SUCCESS;
+}
+
+/* Rank r reduces slice r of all n send buffers straight into its receive
+ * buffer; after everyone has, each copies the other slices from their
+ * owners' receive buffers. In place is safe: a rank writes only its own
+ * slice while the others read theirs. */
+chorus_result_t shm_zcopy_allreduce(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                    size_t count, chorus_datatype_t type, chorus_op_t op,
+                                    int *done)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t esize = chorus_type_size(type), bytes = count * esize;
+    char *recv = recvbuf;
+    *done = 0;
+    if (!wanted(s, bytes))
+        return CHORUS_SUCCESS;
+    struct shm_zcopy_call call;
+    int go;
+    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf, bytes, recvbuf, bytes,
+                                 SHM_ZC_NEED_SEND | SHM_ZC_NEED_RECV, &call, &go));
+    if (!go)
+        return CHORUS_SUCCESS;
+    *done = 1;
+    size_t lo, len;
+    shm_slice_of(count, esize, me, n, &lo, &len);
+    for (int q = 0; q < n; q++)
+        call.srcs[q] = call.send[q] + lo * esize;
+    if (len)
+        chorus_reduce_many(type, op, recv + lo * esize, call.srcs, n, len, n);
+    /* every slice reduced, and every send buffer read */
+    CHORUS_CHECK(all_done(s, call.step));
+    const int stream = sendbuf != recvbuf && chorus_copy_streaming(bytes);
+    for (int i = 1; i < n; i++) {
+        int q = (me + i) % n;
+        shm_slice_of(count, esize, q, n, &lo, &len);
+        if (len)
+            chorus_copy(recv + lo * esize, call.recv[q] + lo * esize, len * esize, stream);
+    }
+    return all_done(s, shm_next_step(s));
+}
+
+/* Rank r reduces block r of every send buffer into its receive buffer. In
+ * place (recvbuf is block r of sendbuf) the others read other blocks. */
+chorus_result_t shm_zcopy_reduce_scatter(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                         size_t recvcount, chorus_datatype_t type,
+                                         chorus_op_t op, int *done)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t block = recvcount * chorus_type_size(type);
+    *done = 0;
+    if (!wanted(s, block * (size_t)n))
+        return CHORUS_SUCCESS;
+    struct shm_zcopy_call call;
+    int go;
+    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf, block * (size_t)n, NULL, 0, SHM_ZC_NEED_SEND,
+                                 &call, &go));
+    if (!go)
+        return CHORUS_SUCCESS;
+    *done = 1;
+    for (int q = 0; q < n; q++)
+        call.srcs[q] = call.send[q] + (size_t)me * block;
+    chorus_reduce_many(type, op, recvbuf, call.srcs, n, recvcount, n);
+    return all_done(s, call.step);
+}
+
+/* Each rank copies every peer's block from the peer's send buffer. The
+ * caller has copied this rank's own block already. */
+chorus_result_t shm_zcopy_allgather(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                    size_t sendcount, chorus_datatype_t type, int *done)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t block = sendcount * chorus_type_size(type);
+    char *recv = recvbuf;
+    *done = 0;
+    if (!wanted(s, block * (size_t)n))
+        return CHORUS_SUCCESS;
+    struct shm_zcopy_call call;
+    int go;
+    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf, block, NULL, 0, SHM_ZC_NEED_SEND, &call, &go));
+    if (!go)
+        return CHORUS_SUCCESS;
+    *done = 1;
+    const int stream = chorus_copy_streaming(block * (size_t)n);
+    for (int i = 1; i < n; i++) {
+        int q = (me + i) % n;
+        chorus_copy(recv + (size_t)q * block, call.send[q], block, stream);
+    }
+    return all_done(s, call.step);
+}
+
+/* Each rank copies block r of every peer's send buffer. In place a peer
+ * would read blocks this rank overwrites, so such a rank declines (and then
+ * every rank takes the ordinary path). The caller has copied this rank's own
+ * block already. */
+chorus_result_t shm_zcopy_alltoall(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                   size_t count, chorus_datatype_t type, int *done)
+{
+    const int n = s->nranks, me = s->rank;
+    const size_t block = count * chorus_type_size(type);
+    char *recv = recvbuf;
+    *done = 0;
+    if (!wanted(s, block * (size_t)n))
+        return CHORUS_SUCCESS;
+    struct shm_zcopy_call call;
+    int go;
+    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf == recvbuf ? NULL : sendbuf, block * (size_t)n,
+                                 NULL, 0, SHM_ZC_NEED_SEND, &call, &go));
+    if (!go)
+        return CHORUS_SUCCESS;
+    *done = 1;
+    const int stream = chorus_copy_streaming(block * (size_t)n);
+    for (int i = 1; i < n; i++) {
+        int q = (me + i) % n;
+        chorus_copy(recv + (size_t)q * block, call.send[q] + (size_t)me * block, block, stream);
+    }
+    return all_done(s, call.step);
+}
