@@ -145,13 +145,25 @@ static int plan_sizes(perf_ctx_t *x)
     return x->sizes ? 0 : -1;
 }
 
-/* Page-aligned, guard bytes on both sides; returns the usable start. */
-static unsigned char *alloc_buffer(size_t bytes)
+/* Page-aligned, guard bytes on both sides; returns the usable start. With
+ * registered set (-R 1) from chorus_mem_alloc: the guards lie inside the
+ * allocation too (one page each side, so the buffer stays page aligned),
+ * which zero copy accepts, as it does any buffer within one allocation. */
+static unsigned char *alloc_buffer(size_t bytes, int registered)
 {
     void *p = NULL;
-    if (bytes > SIZE_MAX - 2 * PERF_GUARD_BYTES ||
-        posix_memalign(&p, 4096, bytes + 2 * PERF_GUARD_BYTES) != 0)
+    if (bytes > SIZE_MAX - 2 * PERF_GUARD_BYTES)
         return NULL;
+    if (registered) {
+        chorus_result_t r = chorus_mem_alloc(&p, bytes + 2 * PERF_GUARD_BYTES);
+        if (r != CHORUS_SUCCESS) {
+            fprintf(stderr, "chorus_mem_alloc of %zu bytes failed: %s\n",
+                    bytes + 2 * PERF_GUARD_BYTES, chorus_get_error_string(r));
+            return NULL;
+        }
+    } else if (posix_memalign(&p, 4096, bytes + 2 * PERF_GUARD_BYTES) != 0) {
+        return NULL;
+    }
     memset(p, 0, bytes + 2 * PERF_GUARD_BYTES); /* touch every page before timing */
     return (unsigned char *)p + PERF_GUARD_BYTES;
 }
@@ -172,8 +184,8 @@ static int alloc_buffers(perf_ctx_t *x)
         }
     x->send_cap = send;
     x->recv_cap = recv;
-    x->send = alloc_buffer(send);
-    x->recv = alloc_buffer(recv);
+    x->send = alloc_buffer(send, x->opt.registered);
+    x->recv = alloc_buffer(recv, x->opt.registered);
     int ok = x->send && x->recv, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!ok)
@@ -181,12 +193,20 @@ static int alloc_buffers(perf_ctx_t *x)
     return all_ok ? 0 : -1;
 }
 
+static void free_buffer(unsigned char *usable, int registered)
+{
+    if (!usable)
+        return;
+    if (registered)
+        chorus_mem_free(usable - PERF_GUARD_BYTES);
+    else
+        free(usable - PERF_GUARD_BYTES);
+}
+
 static void free_buffers(perf_ctx_t *x)
 {
-    if (x->send)
-        free(x->send - PERF_GUARD_BYTES);
-    if (x->recv)
-        free(x->recv - PERF_GUARD_BYTES);
+    free_buffer(x->send, x->opt.registered);
+    free_buffer(x->recv, x->opt.registered);
 }
 
 static void add_row(perf_ctx_t *x, const perf_row_t *row)

@@ -49,6 +49,7 @@ typedef struct {
     size_t min_bytes, max_bytes, step_bytes;
     double step_factor; /* > 1: multiply; else add step_bytes */
     int iters, warmup, check, agg, mpi, progress /* -1 auto */, root, timeout_s;
+    int registered; /* -R 1: buffers from chorus_mem_alloc (zero copy on one node) */
     size_t probe_bytes; /* -B: bytes each rank copies in the memory probe; 0: no probe */
     const char *json_path;
     const char *type_arg, *op_arg;

@@ -78,6 +78,10 @@ static void usage(FILE *f, const char *prog, const perf_coll_t *coll)
         "                             <size> bytes at once (memcpy), and print the busbw of\n"
         "                             sizes from <size>/4 up as a share of the ceiling that\n"
         "                             copy rate allows (docs/perf.md); e.g. -B 256M (0: off)\n"
+        "  -R, --registered <0|1>     1: allocate the send and receive buffers with\n"
+        "                             chorus_mem_alloc, so collectives on one node can read\n"
+        "                             peers' buffers directly (zero copy; MPI runs on the\n"
+        "                             same buffers); 0: posix_memalign (default)\n"
         "  -h, --help                 this text\n"
         "Exit status: 0 ok; 1 wrong or out-of-bounds values; 2 bad options; 3 a call\n"
         "failed; 4 timeout.\n",
@@ -205,7 +209,8 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
         {"datatype", required_argument, NULL, 'd'}, {"root", required_argument, NULL, 'r'},
         {"average", required_argument, NULL, 'a'}, {"mpi", required_argument, NULL, 'm'},
         {"progress", required_argument, NULL, 'p'}, {"json", required_argument, NULL, 'J'},
-        {"timeout", required_argument, NULL, 'T'}, {"membw", required_argument, NULL, 'B'}, {"nthreads", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'T'}, {"membw", required_argument, NULL, 'B'},
+        {"registered", required_argument, NULL, 'R'}, {"nthreads", required_argument, NULL, 't'},
         {"ngpus", required_argument, NULL, 'g'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *prog = argv[0];
@@ -218,7 +223,7 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
                        .type_arg = "float", .op_arg = "sum"};
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":b:e:i:f:n:w:c:o:d:r:a:m:p:J:T:B:t:g:h", longopts,
+    while ((ch = getopt_long(argc, argv, ":b:e:i:f:n:w:c:o:d:r:a:m:p:J:T:B:R:t:g:h", longopts,
                              NULL)) != -1) {
         const char *a = optarg;
         switch (ch) {
@@ -254,6 +259,10 @@ int perf_parse_options(int argc, char **argv, const perf_coll_t *coll, int rank,
         case 'c':
             if (parse_int(a, 0, 1, &o->check))
                 snprintf(msg, sizeof msg, "-c %s: must be 0 or 1", a);
+            break;
+        case 'R':
+            if (parse_int(a, 0, 1, &o->registered))
+                snprintf(msg, sizeof msg, "-R %s: must be 0 or 1", a);
             break;
         case 'm':
             if (parse_int(a, 0, 1, &o->mpi))

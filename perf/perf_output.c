@@ -124,6 +124,9 @@ void perf_print_header(perf_ctx_t *x, const char *argv0)
                                           fmt_bytes(b2, sizeof b2, o->step_bytes)), b1),
            o->warmup, o->iters, o->iters < PERF_MAX_ROUNDS ? o->iters : PERF_MAX_ROUNDS, o->check,
            perf_agg_names[o->agg]);
+    printf("# Buffers: %s\n", o->registered ? "chorus_mem_alloc (-R 1: peers on the node map "
+                                              "them; zero copy where every rank's qualify)"
+                                            : "posix_memalign (-R 0)");
     int env_shown = 0;
     for (char **e = environ; *e; e++)
         if (strncmp(*e, "CHORUS_", 7) == 0) {
@@ -329,6 +332,7 @@ int perf_write_json(const perf_ctx_t *x, FILE *f, double avg_busbw, double avg_r
     json_num(f, "avg_busbw", avg_busbw, x->busbw_n > 0);
     fprintf(f, ",\n  ");
     json_num(f, "avg_ratio", avg_ratio, x->ratio_n > 0);
+    fprintf(f, ",\n  \"registered\": %d", x->opt.registered);
     fprintf(f, ",\n  \"membw_probe_bytes\": %zu,\n  ", x->opt.probe_bytes);
     json_num(f, "membw_copy_all_gbps", x->membw.copy_all, x->membw.probes > 0);
     fprintf(f, ",\n  ");

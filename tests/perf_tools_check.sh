@@ -50,6 +50,20 @@ for a in 0 1 2 3; do
 done
 echo "-m 0 (bookkeeping over Chorus) with every -a"
 
+# -R 1: buffers from chorus_mem_alloc (zero copy from CHORUS_ZCOPY_MIN, here every size
+# of 64 bytes and more), checked like any sweep, and said in the header and the JSON
+for tool in all_reduce all_gather alltoall reduce_scatter; do
+    out=$TMP/R1.$tool.txt json=$TMP/R1.$tool.json
+    CHORUS_ZCOPY_MIN=64 "$MPIRUN" -np 3 "$P/${tool}_perf" -b 8 -e 4M -f 8 -n 3 -w 1 -R 1 \
+        -J "$json" >"$out" 2>&1 || fail "${tool}_perf -R 1: exit status $?"
+    grep -q '^# Wrong values *: 0 OK' "$out" || fail "${tool}_perf -R 1: no '0 OK' line"
+    grep -q '^# Out of bounds values *: 0 OK' "$out" || fail "${tool}_perf -R 1: guard bytes hit"
+    grep -q '^# Buffers: chorus_mem_alloc' "$out" || fail "${tool}_perf -R 1: header does not say so"
+    python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["registered"] == 1' "$json" ||
+        fail "${tool}_perf -R 1: JSON lacks registered: 1"
+done
+echo "-R 1 (chorus_mem_alloc buffers): checked sweeps pass"
+
 # the memory probe and its ceiling
 out=$TMP/probe.txt json=$TMP/probe.json
 "$MPIRUN" -np 2 "$P/all_reduce_perf" -b 1M -e 4M -f 4 -n 2 -w 1 -B 4M -J "$json" >"$out" 2>&1 ||
@@ -70,7 +84,7 @@ EOF
 sed -n '/Memory probe before/p;/Busbw ceiling/,/^#$/p' "$out"
 
 # refused options: status 2 and a message
-for bad in "-B 100K" "-B x" "-b 1M -e 8" "-d nosuchtype"; do
+for bad in "-B 100K" "-B x" "-b 1M -e 8" "-d nosuchtype" "-R 2"; do
     # shellcheck disable=SC2086
     "$MPIRUN" -np 1 "$P/all_reduce_perf" $bad >"$TMP/bad.txt" 2>&1
     rc=$?
