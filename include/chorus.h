@@ -175,7 +175,9 @@ chorus_result_t chorus_comm_deregister(chorus_comm_t comm, void *handle);
  * workspaces (docs/algorithms.md). Any other memory works as always. Backed
  * by a memfd that stays open until chorus_mem_free; peers reach it through
  * /proc/<pid>/fd (same user, ptrace permitted, as single copy needs).
- * Usable before any communicator exists; thread safe. Errors: ptr NULL or
+ * Usable before any communicator exists; thread safe. Unlike malloc'ed
+ * memory, a child of fork shares it with the parent rather than copying it.
+ * Errors: ptr NULL or
  * bytes 0 (CHORUS_INVALID_ARGUMENT), no memory or file descriptors
  * (CHORUS_SYSTEM_ERROR); then *ptr is NULL. */
 chorus_result_t chorus_mem_alloc(void **ptr, size_t bytes);
