@@ -169,17 +169,16 @@ chorus_result_t chorus_comm_register(chorus_comm_t comm, void *buf, size_t bytes
 chorus_result_t chorus_comm_deregister(chorus_comm_t comm, void *handle);
 
 /* Allocates bytes (> 0) of page-aligned memory that the other ranks of the
- * node can map (like ncclMemAlloc): a collective on one node whose send and
- * receive buffers lie, on every rank, each inside one such allocation reads
- * and writes the peers' buffers directly instead of copying through shared
- * workspaces (docs/algorithms.md). Any other memory works as always. Backed
- * by a memfd that stays open until chorus_mem_free; peers reach it through
- * /proc/<pid>/fd (same user, ptrace permitted, as single copy needs).
- * Usable before any communicator exists; thread safe. Unlike malloc'ed
- * memory, a child of fork shares it with the parent rather than copying it.
- * Errors: ptr NULL or
- * bytes 0 (CHORUS_INVALID_ARGUMENT), no memory or file descriptors
- * (CHORUS_SYSTEM_ERROR); then *ptr is NULL. */
+ * node can map (like ncclMemAlloc): a large collective on one node whose
+ * buffers lie, on every rank, each inside one such allocation reads the
+ * peers' buffers directly instead of copying through shared workspaces
+ * (docs/algorithms.md). Any other memory works as always. Backed by a memfd
+ * that stays open until chorus_mem_free; peers reach it through
+ * /proc/<pid>/fd (same user, ptrace permitted, as single copy needs). Usable
+ * before any communicator exists; thread safe. Unlike malloc'ed memory, a
+ * child of fork shares it with the parent rather than copying it. Errors:
+ * ptr NULL, bytes 0 or too large (CHORUS_INVALID_ARGUMENT), no memory or
+ * file descriptors (CHORUS_SYSTEM_ERROR); then *ptr is NULL. */
 chorus_result_t chorus_mem_alloc(void **ptr, size_t bytes);
 /* Frees memory of chorus_mem_alloc. NULL does nothing (CHORUS_SUCCESS); a
  * pointer chorus_mem_alloc did not return, or one already freed, is
