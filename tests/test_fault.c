@@ -16,6 +16,9 @@
  *           (CHORUS_INIT_TIMEOUT_MS=1500) naming it, within a few seconds;
  *   stuck   a rank is alive but stops calling: the others return
  *           CHORUS_TIMEOUT naming it (CHORUS_TIMEOUT_MS=1000) within 2 s.
+ * Some scenarios of kill, abort and stuck use buffers from chorus_mem_alloc,
+ * so the zero-copy collectives (peers reading each other's buffers) fail
+ * as promptly and cleanly as the staged ones.
  *
  * After every scenario: no new /dev/shm/chorus* entry, the fd count of every
  * surviving rank is back to what it was before init, and the test process
@@ -276,6 +279,7 @@ struct scenario {
     int sleeper;     /* abort: a rank that joins the collective only when released */
     int nonblocking; /* abort: the aborting ranks use the i-collective and chorus_wait */
     enum kind late_kind; /* the released rank's call */
+    int zcopy;           /* buffers from chorus_mem_alloc (zero-copy collectives) */
 };
 
 /* Shared with the ranks (MAP_SHARED | MAP_ANONYMOUS, inherited by fork). */
@@ -333,11 +337,29 @@ static size_t kind_bytes(enum kind k, int n, size_t *recv_bytes)
     return s;
 }
 
+static int chorus_mem_bufs; /* in a rank: the scenario's zcopy */
+
+static void *buf_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (!chorus_mem_bufs)
+        return calloc(1, bytes);
+    return chorus_mem_alloc(&p, bytes) == CHORUS_SUCCESS ? p : NULL; /* zero-filled */
+}
+
+static void buf_free(void *p)
+{
+    if (chorus_mem_bufs)
+        chorus_mem_free(p);
+    else
+        free(p);
+}
+
 static void bufs_alloc(struct bufs *b, enum kind k, int n)
 {
     size_t r, s = kind_bytes(k, n, &r);
-    b->send = calloc(1, s ? s : 1);
-    b->recv = calloc(1, r ? r : 1);
+    b->send = buf_alloc(s ? s : 1);
+    b->recv = buf_alloc(r ? r : 1);
     if (!b->send || !b->recv) {
         fprintf(stderr, "out of memory\n");
         _exit(5);
@@ -345,8 +367,8 @@ static void bufs_alloc(struct bufs *b, enum kind k, int n)
 }
 static void bufs_free(struct bufs *b)
 {
-    free(b->send);
-    free(b->recv);
+    buf_free(b->send);
+    buf_free(b->recv);
     b->send = b->recv = NULL;
 }
 
@@ -498,6 +520,7 @@ static void rank_main(const struct scenario *sc, int rank, int idfd, int resfd)
     } else {
         const int n = sc->n;
         struct bufs b;
+        chorus_mem_bufs = sc->zcopy;
         bufs_alloc(&b, sc->kind, n);
         chorus_result_t rc = CHORUS_SUCCESS;
         switch (sc->mode) {
@@ -809,8 +832,8 @@ static void scenario_kill(const struct scenario *sc)
     struct run run;
     struct shm_list shm_before;
     const int n = sc->n, victim = sc->victim;
-    snprintf(scen_name, sizeof scen_name, "kill rank %d of %d in %s", victim, n,
-             kind_names[sc->kind]);
+    snprintf(scen_name, sizeof scen_name, "kill rank %d of %d in %s%s", victim, n,
+             kind_names[sc->kind], sc->zcopy ? " (chorus_mem_alloc buffers)" : "");
     shm_snapshot(&shm_before);
     int failed_before = failures;
     if (start(&run, sc, -1) == 0) {
@@ -881,9 +904,9 @@ static void scenario_abort(const struct scenario *sc)
     for (int r = 0; r < n; r++)
         if (sc->abort_mask >> r & 1)
             snprintf(who + strlen(who), sizeof who - strlen(who), "%s%d", who[0] ? "," : "", r);
-    snprintf(scen_name, sizeof scen_name, "abort on rank%s %s of %d in %s%s (rank %d absent)",
+    snprintf(scen_name, sizeof scen_name, "abort on rank%s %s of %d in %s%s%s (rank %d absent)",
              strchr(who, ',') ? "s" : "", who, n, sc->nonblocking ? "i" : "",
-             kind_names[sc->kind], sc->sleeper);
+             kind_names[sc->kind], sc->zcopy ? " (chorus_mem_alloc buffers)" : "", sc->sleeper);
     shm_snapshot(&shm_before);
     int failed_before = failures;
     if (start(&run, sc, -1) == 0) {
@@ -1010,8 +1033,8 @@ static void scenario_stuck(const struct scenario *sc)
     struct run run;
     struct shm_list shm_before;
     const int n = sc->n, stuck = sc->victim;
-    snprintf(scen_name, sizeof scen_name, "rank %d of %d stops calling (%s)", stuck, n,
-             kind_names[sc->kind]);
+    snprintf(scen_name, sizeof scen_name, "rank %d of %d stops calling (%s%s)", stuck, n,
+             kind_names[sc->kind], sc->zcopy ? ", chorus_mem_alloc buffers" : "");
     shm_snapshot(&shm_before);
     int failed_before = failures;
     int64_t worst = 0;
@@ -1075,27 +1098,38 @@ static void case_kill(void)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++, idx++) {
             struct scenario sc = {M_KILL, sizes[s], all[i], (idx * 3 + 1) % sizes[s], 0, -1, 0,
-                                  all[i]};
+                                  all[i], 0};
             scenario_kill(&sc);
         }
     for (size_t i = 0; i < sizeof eight / sizeof eight[0]; i++, idx++) {
-        struct scenario sc = {M_KILL, 8, eight[i], (idx * 3 + 1) % 8, 0, -1, 0, eight[i]};
+        struct scenario sc = {M_KILL, 8, eight[i], (idx * 3 + 1) % 8, 0, -1, 0, eight[i], 0};
         scenario_kill(&sc);
     }
+    /* zero copy: the survivors read a dead peer's buffers through their own
+     * mappings (which stay valid), so only the waits can notice */
+    static const struct scenario zcopy[] = {
+        {M_KILL, 3, K_AR_LARGE, 1, 0, -1, 0, K_AR_LARGE, 1},
+        {M_KILL, 2, K_RSCATTER, 0, 0, -1, 0, K_RSCATTER, 1},
+        {M_KILL, 3, K_ALLGATHER, 2, 0, -1, 0, K_ALLGATHER, 1},
+        {M_KILL, 4, K_ALLTOALL, 3, 0, -1, 0, K_ALLTOALL, 1},
+    };
+    for (size_t i = 0; i < sizeof zcopy / sizeof zcopy[0]; i++)
+        scenario_kill(&zcopy[i]);
 }
 
 static void case_abort(void)
 {
     /* One rank aborts; a peer blocked in the same collective; one rank absent. */
     static const struct scenario list[] = {
-        {M_ABORT, 2, K_AR_SMALL, -1, 1 << 0, 1, 0, K_AR_SMALL},
-        {M_ABORT, 3, K_AR_SMALL, -1, 1 << 0, 2, 0, K_AR_SMALL},
-        {M_ABORT, 3, K_AR_LARGE, -1, 1 << 1, 0, 0, K_AR_LARGE},
-        {M_ABORT, 3, K_SENDRECV, -1, 1 << 0, 2, 0, K_SENDRECV},
-        {M_ABORT, 3, K_BCAST, -1, 1 << 2, 0, 0, K_BCAST},
-        {M_ABORT, 3, K_AR_SMALL, -1, 1 << 0, 2, 1, K_AR_SMALL},  /* iallreduce + wait */
-        {M_ABORT, 4, K_BARRIER, -1, 0x7, 3, 0, K_BARRIER},       /* every joined rank aborts */
-        {M_ABORT, 4, K_BARRIER, -1, 0x5, 1, 1, K_BARRIER},       /* ibarrier, two abort */
+        {M_ABORT, 2, K_AR_SMALL, -1, 1 << 0, 1, 0, K_AR_SMALL, 0},
+        {M_ABORT, 3, K_AR_SMALL, -1, 1 << 0, 2, 0, K_AR_SMALL, 0},
+        {M_ABORT, 3, K_AR_LARGE, -1, 1 << 1, 0, 0, K_AR_LARGE, 0},
+        {M_ABORT, 3, K_AR_LARGE, -1, 1 << 1, 0, 0, K_AR_LARGE, 1}, /* zero copy */
+        {M_ABORT, 3, K_SENDRECV, -1, 1 << 0, 2, 0, K_SENDRECV, 0},
+        {M_ABORT, 3, K_BCAST, -1, 1 << 2, 0, 0, K_BCAST, 0},
+        {M_ABORT, 3, K_AR_SMALL, -1, 1 << 0, 2, 1, K_AR_SMALL, 0},  /* iallreduce + wait */
+        {M_ABORT, 4, K_BARRIER, -1, 0x7, 3, 0, K_BARRIER, 0},       /* every joined rank aborts */
+        {M_ABORT, 4, K_BARRIER, -1, 0x5, 1, 1, K_BARRIER, 0},       /* ibarrier, two abort */
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         scenario_abort(&list[i]);
@@ -1104,8 +1138,8 @@ static void case_abort(void)
 static void case_noinit(void)
 {
     static const struct scenario list[] = {
-        {M_NOINIT, 3, K_BARRIER, 2, 0, -1, 0, K_BARRIER},
-        {M_NOINIT, 3, K_BARRIER, 0, 0, -1, 0, K_BARRIER},
+        {M_NOINIT, 3, K_BARRIER, 2, 0, -1, 0, K_BARRIER, 0},
+        {M_NOINIT, 3, K_BARRIER, 0, 0, -1, 0, K_BARRIER, 0},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         scenario_noinit(&list[i]);
@@ -1114,10 +1148,11 @@ static void case_noinit(void)
 static void case_stuck(void)
 {
     static const struct scenario list[] = {
-        {M_STUCK, 2, K_AR_SMALL, 1, 0, -1, 0, K_AR_SMALL},
-        {M_STUCK, 3, K_AR_SMALL, 1, 0, -1, 0, K_AR_SMALL},
-        {M_STUCK, 3, K_AR_LARGE, 0, 0, -1, 0, K_AR_LARGE},
-        {M_STUCK, 2, K_P2P, 1, 0, -1, 0, K_BARRIER},
+        {M_STUCK, 2, K_AR_SMALL, 1, 0, -1, 0, K_AR_SMALL, 0},
+        {M_STUCK, 3, K_AR_SMALL, 1, 0, -1, 0, K_AR_SMALL, 0},
+        {M_STUCK, 3, K_AR_LARGE, 0, 0, -1, 0, K_AR_LARGE, 0},
+        {M_STUCK, 3, K_AR_LARGE, 2, 0, -1, 0, K_AR_LARGE, 1}, /* zero copy */
+        {M_STUCK, 2, K_P2P, 1, 0, -1, 0, K_BARRIER, 0},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         scenario_stuck(&list[i]);
