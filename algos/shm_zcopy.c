@@ -34,10 +34,13 @@ static chorus_result_t all_done(struct shm_comm *s, uint32_t st)
     return CHORUS_SUCCESS;
 }
 
-/* Rank r reduces slice r of all n send buffers straight into its receive
- * buffer; after everyone has, each copies the other slices from their
- * owners' receive buffers. In place is safe: a rank writes only its own
- * slice while the others read theirs. */
+/* In pieces of CHORUS_SHM_CHUNK bytes: rank r reduces slice r of the piece
+ * from all n send buffers straight into its receive buffer and posts
+ * "ready2"; then it copies the other slices of the piece from their owners'
+ * receive buffers as each owner posts. Piece by piece, a reduced slice is
+ * read while it is still in its owner's cache, not from memory. In place is
+ * safe: a rank writes only its own slice while the others reduce theirs,
+ * and overwrites slice q only after q has posted, i.e. finished reading it. */
 chorus_result_t shm_zcopy_allreduce(struct shm_comm *s, const void *sendbuf, void *recvbuf,
                                     size_t count, chorus_datatype_t type, chorus_op_t op,
                                     int *done)
@@ -55,21 +58,31 @@ chorus_result_t shm_zcopy_allreduce(struct shm_comm *s, const void *sendbuf, voi
     if (!go)
         return CHORUS_SUCCESS;
     *done = 1;
-    size_t lo, len;
-    shm_slice_of(count, esize, me, n, &lo, &len);
-    for (int q = 0; q < n; q++)
-        call.srcs[q] = call.send[q] + lo * esize;
-    if (len)
-        chorus_reduce_many(type, op, recv + lo * esize, call.srcs, n, len, n);
-    /* every slice reduced, and every send buffer read */
-    CHORUS_CHECK(all_done(s, call.step));
+    /* the publications are read; no workspace was used */
+    shm_post(s, &s->ctrl[me]->done, call.step);
     const int stream = sendbuf != recvbuf && chorus_copy_streaming(bytes);
-    for (int i = 1; i < n; i++) {
-        int q = (me + i) % n;
-        shm_slice_of(count, esize, q, n, &lo, &len);
+    const size_t piece_max = s->chunk / esize > 0 ? s->chunk / esize : 1;
+    for (size_t off = 0; off < count;) {
+        size_t pe = count - off < piece_max ? count - off : piece_max;
+        uint32_t st = shm_next_step(s);
+        size_t lo, len;
+        shm_slice_of(pe, esize, me, n, &lo, &len);
+        for (int q = 0; q < n; q++)
+            call.srcs[q] = call.send[q] + (off + lo) * esize;
         if (len)
-            chorus_copy(recv + lo * esize, call.recv[q] + lo * esize, len * esize, stream);
+            chorus_reduce_many(type, op, recv + (off + lo) * esize, call.srcs, n, len, n);
+        shm_post(s, &s->ctrl[me]->ready2, st);
+        for (int i = 1; i < n; i++) {
+            int q = (me + i) % n;
+            shm_slice_of(pe, esize, q, n, &lo, &len);
+            CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready2, st));
+            if (len)
+                chorus_copy(recv + (off + lo) * esize, call.recv[q] + (off + lo) * esize,
+                            len * esize, stream);
+        }
+        off += pe;
     }
+    /* nobody returns while a peer still copies from its receive buffer */
     return all_done(s, shm_next_step(s));
 }
 

@@ -434,8 +434,8 @@ else
         run_test "test_coll np=2 --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
             env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
             "$MPIRUN" -np 2 "$T/test_coll" --no-large --mem chorus --seed 41
-        run_test "test_coll np=3 --quick --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
-            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 \
+        run_test "test_coll np=3 --quick --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0 SHM_CHUNK=4K]" 300 \
+            env CHORUS_ZCOPY_MIN=1 CHORUS_SHM_SMALL=0 CHORUS_SHM_CHUNK=4K \
             "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --mem chorus --seed 43
         run_test "test_coll np=4 --quick --mem chorus" 300 \
             "$MPIRUN" -np 4 "$T/test_coll" --quick --large-mib 8 --mem chorus --seed 47
