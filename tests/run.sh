@@ -287,6 +287,13 @@ net_tests() {
     run_test "test_coll 2x2 hosts (hostid) --split" 300 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "${tc[@]}" --split : \
         -np 2 -env CHORUS_HOSTID b "${tc[@]}" --split
+    # chorus_mem_alloc buffers: the node phases of the multi-node algorithms
+    # go zero copy where they pass the user's buffers (test_coll checks that
+    # peers' allocations were mapped)
+    run_test "test_coll 2x2 hosts (hostid) --mem chorus [ZCOPY_MIN=1 SHM_SMALL=0]" 300 \
+        "$MPIRUN" -genv CHORUS_ZCOPY_MIN 1 -genv CHORUS_SHM_SMALL 0 \
+        -np 2 -env CHORUS_HOSTID a "$T/test_coll" --quick --large-mib 16 --mem chorus : \
+        -np 2 -env CHORUS_HOSTID b "$T/test_coll" --quick --large-mib 16 --mem chorus
     have test_p2p && run_test "test_p2p 2x2 hosts (hostid)" 240 \
         "$MPIRUN" -np 2 -env CHORUS_HOSTID a "$T/test_p2p" --quick : \
         -np 2 -env CHORUS_HOSTID b "$T/test_p2p" --quick
