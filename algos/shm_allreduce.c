@@ -6,7 +6,9 @@
  * Large allreduce: per round, a shared-memory reduce-scatter (rank r reduces
  * slice r of every input, reading its own slice straight from its send
  * buffer) followed by an allgather of the reduced slices. Each rank reduces
- * 1/n of the data, so the reduction work is spread over all cores. */
+ * 1/n of the data, so the reduction work is spread over all cores.
+ * Large allreduce and reduce-scatter whose buffers every rank allocated with
+ * chorus_mem_alloc read each other's buffers instead (algos/shm_zcopy.c). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

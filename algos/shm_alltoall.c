@@ -4,7 +4,10 @@
  * buffer). Otherwise, per round, every rank stages a piece of each outgoing
  * block in its workspace (one slot per destination) and every rank copies
  * its pieces out of the others' workspaces. In place, a round stages piece k
- * of every block before any piece k is overwritten, so no input is lost. */
+ * of every block before any piece k is overwritten, so no input is lost.
+ * From CHORUS_ZCOPY_MIN, out of place, when every rank's send buffer is
+ * Chorus memory: each rank copies its blocks straight from the peers' send
+ * buffers (algos/shm_zcopy.c). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

@@ -4,7 +4,9 @@
  * address, readers pull with process_vm_readv, then everyone waits until all
  * reads are done, as the owner's buffer must stay valid); smaller ones, and
  * whole buffers beyond CHORUS_CMA_MAX, go through the owner's workspace in
- * rounds (two copies, pipelined, streaming stores).
+ * rounds (two copies, pipelined, streaming stores). From CHORUS_ZCOPY_MIN,
+ * when every rank's send buffer is Chorus memory, readers copy straight from
+ * it (algos/shm_zcopy.c).
  * Broadcast: single copy shared with the root up to half CHORUS_CMA_MAX
  * unless ranks outnumber cores, else through the root's workspace (see
  * below). */
