@@ -65,6 +65,15 @@ int hier_bcast_steps(int nactive);
 chorus_result_t hier_bcast_pipelined(struct plan *p, const struct plan_args *a, int n,
                                      const int *group, const int *stride, uint64_t min_bytes);
 
+/* Reduce with direct on every level (algos/hier_reduce_plan.c): the
+ * broadcast above run backwards, its reduce-scatters chunked (a rank's
+ * incoming sums never land on one range in one step), in the broadcast's
+ * pieces. The tuner prices the same. */
+/* Steps of one piece over nactive levels of group[t] members. */
+int hier_reduce_steps(int nactive, const int *group);
+chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a, int n,
+                                      const int *group, const int *stride, uint64_t min_bytes);
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */

@@ -426,10 +426,15 @@ static int supports(algo_t a, coll_kind_t k)
 /* 1 if some active level's algorithm lacks a phase it runs there. */
 static int should_refuse(const struct tcase *c)
 {
-    int top = -1;
+    int top = -1, active = 0, direct = 0;
     for (int i = 0; i < c->nlevels; i++)
-        if (c->group[i] > 1)
+        if (c->group[i] > 1) {
             top = i;
+            active++;
+            direct += c->algo[i] == ALGO_DIRECT;
+        }
+    if (c->kind == COLL_REDUCE && active > 1 && direct == active)
+        return 0; /* the composed direct reduce (algos/hier_reduce_plan.c) */
     for (int i = 0; i < c->nlevels; i++) {
         if (c->group[i] == 1)
             continue;
@@ -702,6 +707,53 @@ static void sweep_pipelined(int quick)
     checks++;
     if (bcast_piped == 0)
         FAIL("no broadcast was cut into overlapping pieces");
+    /* reduce with direct on every level: the broadcast backwards, its
+     * reduce-scatters chunked; every root, in and out of place, odd counts,
+     * overlapping pieces; 18 members run the reduce-scatters one peer per
+     * step (above DIRECT_CHUNKED_MAX), at level 0 and across */
+    static const struct shape rshapes[] = {{2, {2, 2}}, {2, {3, 2}}, {2, {2, 3}},
+                                           {3, {2, 3, 2}}, {3, {2, 1, 3}}, {3, {3, 2, 2}},
+                                           {2, {5, 3}}, {4, {2, 2, 2, 2}}, {3, {2, 4, 3}},
+                                           {2, {18, 2}}, {2, {2, 18}}};
+    int reduce_piped = 0;
+    for (size_t si = 0; si < sizeof rshapes / sizeof *rshapes; si++) {
+        const struct shape *s = &rshapes[si];
+        const int n = shape_n(s), big = n > 24;
+        static const size_t rcounts[] = {1, 2, 7, 64, 301, 1001, 32768};
+        int active = 0, g[HIER_MAX_LEVELS];
+        for (int i = 0; i < s->nlevels; i++)
+            if (s->group[i] > 1)
+                g[active++] = s->group[i];
+        for (size_t ci = 0; ci < sizeof rcounts / sizeof *rcounts; ci++) {
+            for (int ip = 0; ip < 2; ip++) {
+                for (int root = 0; root < n; root++) {
+                    if ((quick || big) && (root + (int)ci + ip) % (big ? 7 : 3))
+                        continue;
+                    struct tcase c = {.kind = COLL_REDUCE, .nlevels = s->nlevels, .n = n,
+                                      .count = rcounts[ci], .in_place = ip, .root = root,
+                                      .type = moving[ci % 2].type, .op = moving[ci % 2].op,
+                                      .pipe_min = 24};
+                    memcpy(c.group, s->group, sizeof c.group);
+                    for (int i = 0; i < s->nlevels; i++)
+                        c.algo[i] = ALGO_DIRECT;
+                    const uint64_t bytes = c.count * chorus_type_size(c.type);
+                    const int np = hier_bcast_pieces(bytes, c.pipe_min);
+                    if (np >= 4 && build_all(&c) == 0) { /* overlapping: fewer steps */
+                        checks++;
+                        if (W.plans[root].nsteps >= np * hier_reduce_steps(active, g))
+                            FAIL("reduce on %d ranks: %d pieces in %d steps, not pipelined",
+                                 n, np, W.plans[root].nsteps);
+                        reduce_piped++;
+                        free_all(&c);
+                    }
+                    run_case(&c, 0);
+                }
+            }
+        }
+    }
+    checks++;
+    if (reduce_piped == 0)
+        FAIL("no reduce was cut into overlapping pieces");
     checks++;
     if (rs_piped == 0)
         FAIL("no reduce_scatter was cut into pieces");
