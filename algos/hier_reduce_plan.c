@@ -204,6 +204,11 @@ static chorus_result_t gather(struct hr *h, int t, const struct rs *q)
         hi = off + len;
     }
     const int root_side = h->c[t] == h->rc[t];
+    /* in the chunks of the reduce-scatter's steps: flows of one size share
+     * the senders' ports, which carry those steps of other pieces, evenly
+     * (one whole range would get a 1/(m (m - 1)) share of its sender's port
+     * while the receiver's port, shared by only m flows, idled) */
+    const int chunks = q->m > 1 && q->m <= DIRECT_CHUNKED_MAX ? q->m - 1 : 1;
     for (int x = 0; x < q->m; x++) {
         if (!root_side && x != q->me)
             continue;
@@ -212,15 +217,18 @@ static chorus_result_t gather(struct hr *h, int t, const struct rs *q)
         for (int r = 0; r < q->nr; r++) {
             uint64_t off, len;
             rs_owned(h, q, x, r, &off, &len);
-            if (root_side) {
-                CHORUS_CHECK(xfer(h, 0, peer_at(h, t, member_of(h, t, x)), h->acc, off, len, 1,
-                                  lo, hi));
-                continue;
-            }
             /* a sum we reduced into, or (one owner) what we held or our input */
             const int in_acc = q->m > 1 || (off >= hlo && off + len <= hhi);
-            CHORUS_CHECK(xfer(h, 1, peer_at(h, t, h->rc[t]), in_acc ? h->acc : h->fresh, off,
-                              len, 1, lo, hi));
+            for (int c = 0; c < chunks; c++) {
+                uint64_t co, cl;
+                part(len, (uint64_t)chunks, (uint64_t)c, &co, &cl);
+                if (root_side)
+                    CHORUS_CHECK(xfer(h, 0, peer_at(h, t, member_of(h, t, x)), h->acc,
+                                      off + co, cl, 1, lo, hi));
+                else
+                    CHORUS_CHECK(xfer(h, 1, peer_at(h, t, h->rc[t]),
+                                      in_acc ? h->acc : h->fresh, off + co, cl, 1, lo, hi));
+            }
         }
     }
     return CHORUS_SUCCESS;

@@ -689,6 +689,99 @@ static double pipelined_bcast(const struct view *v, double m)
     return total;
 }
 
+/* The reduce with direct on every level (algos/hier_reduce_plan.c), slot
+ * by slot as the broadcast: piece i runs its step s in slot i + s. Roles:
+ * t + 1 the ranks outside the root's level-t member (they reduce-scatter
+ * inside it, then across level t), t the ranks that take in sums across
+ * level t and above (0 the root); each step loads some roles' ports at one
+ * level, out and in apart, and their reductions; a slot lasts as long as
+ * the busiest port or reducing rank over the steps in flight, plus the
+ * slowest latency among them. */
+struct reduce_step {
+    int level;
+    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1], red[TOPO_MAX_LEVELS + 1];
+};
+
+/* Seconds for a rank to move x bytes at level k in one step of a
+ * reduce-scatter among m: chunked over every link up to
+ * DIRECT_CHUNKED_MAX participants, else to one peer. */
+static double rs_port(const struct view *v, int k, int m, double x)
+{
+    return x * v->b[k] / (m <= DIRECT_CHUNKED_MAX ? fmin(v->links[k], m - 1) : 1);
+}
+
+static int reduce_steps(const struct view *v, int t, double x, struct reduce_step *st, int n,
+                        int max)
+{
+    for (int k = 0; k < t; k++) { /* the others reduce-scatter inside, innermost first */
+        double own = x / (double)v->stride[k + 1];
+        for (int s = 0; s < v->g[k] - 1; s++, n++) {
+            if (n >= max)
+                return -1;
+            memset(&st[n], 0, sizeof *st);
+            st[n].level = k;
+            st[n].out[t + 1] = st[n].in[t + 1] = rs_port(v, k, v->g[k], own);
+            st[n].red[t + 1] = own * v->gamma;
+        }
+    }
+    const int m = v->g[t] - 1;
+    const double whole = x / (double)v->stride[t], own = whole / m;
+    for (int s = 0; s <= m - 1; s++, n++) { /* across: reduce-scatter, then the sums go in */
+        if (n >= max)
+            return -1;
+        memset(&st[n], 0, sizeof *st);
+        st[n].level = t;
+        if (s < m - 1) {
+            st[n].out[t + 1] = st[n].in[t + 1] = rs_port(v, t, m, own);
+            st[n].red[t + 1] = own * v->gamma;
+            continue;
+        }
+        st[n].out[t + 1] = own * v->b[t] / v->links[t]; /* the links the others' chunks left */
+        for (int r = 0; r <= t; r++) {
+            st[n].in[r] = whole * v->b[t] / fmin(v->links[t], m);
+            st[n].red[r] = whole * v->gamma;
+        }
+    }
+    return t > 0 ? reduce_steps(v, t - 1, x, st, n, max) : n;
+}
+
+static double pipelined_reduce(const struct view *v, double m)
+{
+    int g[TOPO_MAX_LEVELS], D;
+    if (v->n < 2) /* one level: hier builds the flat plan, and direct has no reduce */
+        return -1;
+    for (int k = 0; k < v->n; k++)
+        g[k] = v->g[k];
+    D = hier_reduce_steps(v->n, g);
+    struct reduce_step *st = malloc((size_t)D * sizeof *st);
+    const int pieces = hier_bcast_pieces((uint64_t)m, 0);
+    if (!st || reduce_steps(v, v->n - 1, m / pieces, st, 0, D) != D) {
+        free(st);
+        return -1;
+    }
+    double total = 0;
+    for (int slot = 0; slot < pieces + D - 1; slot++) {
+        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
+        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double red[TOPO_MAX_LEVELS + 1] = {0};
+        double busiest = 0, lat = 0;
+        for (int s = lo; s <= hi; s++) {
+            const int k = st[s].level;
+            for (int r = 0; r <= v->n; r++) {
+                out[r][k] += st[s].out[r];
+                in[r][k] += st[s].in[r];
+                red[r] += st[s].red[r];
+                busiest = fmax(busiest, fmax(fmax(out[r][k], in[r][k]), red[r]));
+            }
+            lat = fmax(lat, v->a[k]);
+        }
+        total += busiest + lat;
+    }
+    free(st);
+    return total;
+}
+
 /* The pipelined reduce_scatter (algos/hier_plan.c) with these level
  * algorithms, or -1 when the plan would not pipeline them. Piece i of every
  * block is copied into level order (one position: the copy delays its slot's
@@ -903,10 +996,21 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
         keep_levels(v, top, &seq, d);
         return t;
     }
-    case COLL_REDUCE:
+    case COLL_REDUCE: {
+        /* level by level, against direct on every level (the plan then
+         * runs the pipelined reduce of algos/hier_reduce_plan.c) */
+        struct tuner_choice seq = {0};
         for (int k = top; k >= 0; k--)
-            t += phase(v, k, kind, m, d);
+            t += phase(v, k, kind, m, &seq);
+        double tp = pipelined_reduce(v, m);
+        if (tp >= 0 && tp < t) {
+            t = tp;
+            for (int k = 0; k <= top; k++)
+                seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
+        }
+        keep_levels(v, top, &seq, d);
         return t;
+    }
     case COLL_BARRIER:
         for (int k = 0; k <= top; k++)
             t += phase(v, k, COLL_BARRIER, 0, d);
