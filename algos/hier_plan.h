@@ -71,6 +71,12 @@ chorus_result_t hier_bcast_pipelined(struct plan *p, const struct plan_args *a, 
  * pieces. The tuner prices the same. */
 /* Steps of one piece over nactive levels of group[t] members. */
 int hier_reduce_steps(int nactive, const int *group);
+/* Pieces of at least min_bytes (0: HIER_BCAST_MIN_PIECE), at most
+ * HIER_REDUCE_MAX_PIECES: a piece takes D steps (dozens), and the fill and
+ * drain cost about D slots, so more pieces pay off (each slot's latency
+ * against D slots of fill and drain); the tuner chooses min_bytes. */
+#define HIER_REDUCE_MAX_PIECES 128
+int hier_reduce_pieces(uint64_t bytes, uint64_t min_bytes);
 chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a, int n,
                                       const int *group, const int *stride, uint64_t min_bytes);
 

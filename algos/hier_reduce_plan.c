@@ -273,6 +273,16 @@ int hier_reduce_steps(int nactive, const int *group)
     return d;
 }
 
+int hier_reduce_pieces(uint64_t bytes, uint64_t min_bytes)
+{
+    if (!min_bytes)
+        min_bytes = HIER_BCAST_MIN_PIECE;
+    uint64_t k = bytes / min_bytes;
+    if (k > HIER_REDUCE_MAX_PIECES)
+        k = HIER_REDUCE_MAX_PIECES;
+    return k < 1 ? 1 : (int)k;
+}
+
 chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a, int n,
                                       const int *group, const int *stride, uint64_t min_bytes)
 {
@@ -295,7 +305,7 @@ chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a,
     }
     if (!is_root && p->scratch_bytes < bytes)
         p->scratch_bytes = bytes; /* our partial sums, at the vector's offsets */
-    const int pieces = hier_bcast_pieces(bytes, min_bytes), D = h.D[n - 1];
+    const int pieces = hier_reduce_pieces(bytes, min_bytes), D = h.D[n - 1];
     for (int slot = 0; slot < pieces + D - 1; slot++) {
         CHORUS_CHECK(plan_step(p));
         for (int i = slot - D + 1 > 0 ? slot - D + 1 : 0; i < pieces && i <= slot; i++) {

@@ -745,7 +745,7 @@ static int reduce_steps(const struct view *v, int t, double x, struct reduce_ste
     return t > 0 ? reduce_steps(v, t - 1, x, st, n, max) : n;
 }
 
-static double pipelined_reduce(const struct view *v, double m)
+static double pipelined_reduce(const struct view *v, double m, uint64_t min_bytes)
 {
     int g[TOPO_MAX_LEVELS], D;
     if (v->n < 2) /* one level: hier builds the flat plan, and direct has no reduce */
@@ -754,7 +754,7 @@ static double pipelined_reduce(const struct view *v, double m)
         g[k] = v->g[k];
     D = hier_reduce_steps(v->n, g);
     struct reduce_step *st = malloc((size_t)D * sizeof *st);
-    const int pieces = hier_bcast_pieces((uint64_t)m, 0);
+    const int pieces = hier_reduce_pieces((uint64_t)m, min_bytes);
     if (!st || reduce_steps(v, v->n - 1, m / pieces, st, 0, D) != D) {
         free(st);
         return -1;
@@ -1002,13 +1002,22 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
         struct tuner_choice seq = {0};
         for (int k = top; k >= 0; k--)
             t += phase(v, k, kind, m, &seq);
-        double tp = pipelined_reduce(v, m);
-        if (tp >= 0 && tp < t) {
-            t = tp;
+        /* the piece chosen too: more pieces shorten the fill and drain
+         * (about one slot per step of a piece) but each slot pays a latency */
+        uint64_t piece = 0;
+        for (int lg = PIPE_SEG_MAX_LOG2; lg >= PIPE_SEG_MIN_LOG2; lg--) { /* ties: larger */
+            double tp = pipelined_reduce(v, m, (uint64_t)1 << lg);
+            if (tp >= 0 && tp < t) {
+                t = tp;
+                piece = (uint64_t)1 << lg;
+            }
+        }
+        if (piece)
             for (int k = 0; k <= top; k++)
                 seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
-        }
         keep_levels(v, top, &seq, d);
+        if (d)
+            d->segment = (size_t)piece;
         return t;
     }
     case COLL_BARRIER:

@@ -737,7 +737,7 @@ static void sweep_pipelined(int quick)
                     for (int i = 0; i < s->nlevels; i++)
                         c.algo[i] = ALGO_DIRECT;
                     const uint64_t bytes = c.count * chorus_type_size(c.type);
-                    const int np = hier_bcast_pieces(bytes, c.pipe_min);
+                    const int np = hier_reduce_pieces(bytes, c.pipe_min);
                     if (np >= 4 && build_all(&c) == 0) { /* overlapping: fewer steps */
                         checks++;
                         if (W.plans[root].nsteps >= np * hier_reduce_steps(active, g))
