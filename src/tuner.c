@@ -1016,8 +1016,11 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
             for (int k = 0; k <= top; k++)
                 seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
         keep_levels(v, top, &seq, d);
-        if (d)
-            d->segment = (size_t)piece;
+        if (d) /* named only where it differs from the plan's default */
+            d->segment = hier_reduce_pieces((uint64_t)m, piece) ==
+                                 hier_reduce_pieces((uint64_t)m, 0)
+                             ? 0
+                             : (size_t)piece;
         return t;
     }
     case COLL_BARRIER:
