@@ -26,7 +26,8 @@
  *    (one message per peer group); copy steps regroup blocks in between.
  *  - broadcast: outermost level first, among the ranks sharing the root's
  *    inner coordinates (with direct on every level, the pipelined broadcast
- *    of hier_bcast_plan.c); reduce: the mirror, innermost first.
+ *    of hier_bcast_plan.c); reduce: the mirror, innermost first (with
+ *    direct on every level, the pipelined reduce of hier_reduce_plan.c).
  *  - barrier: one dissemination per level, innermost first (every rank
  *    takes part at every level, so no release phase is needed).
  *  - alltoallv: flat: a rank forwarding other ranks' blocks would need

@@ -252,7 +252,8 @@ static chorus_result_t emit(struct hr *h, int t, int s)
                 return rs_step(h, &a, s);
             }
         }
-        return CHORUS_INTERNAL_ERROR;
+        return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier reduce: step %d of level %d's phase",
+                          s, t);
     }
     s -= h->A[t];
     if (s < m - 1)

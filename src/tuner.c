@@ -32,6 +32,7 @@ struct view {
     int g[TOPO_MAX_LEVELS];            /* members */
     int topo_level[TOPO_MAX_LEVELS];   /* index in the topology */
     double a[TOPO_MAX_LEVELS];         /* seconds per message across the level */
+    double a_far[TOPO_MAX_LEVELS];     /* ... to the farthest member (multi-hop levels) */
     double b[TOPO_MAX_LEVELS];         /* seconds per byte over one port or link */
     double links[TOPO_MAX_LEVELS];     /* links a rank drives at once (full mesh: g-1) */
     long stride[TOPO_MAX_LEVELS + 1];  /* positions per member group; stride[n] = p */
@@ -40,6 +41,19 @@ struct view {
     double copy;                       /* seconds per byte copied locally */
     int soft[TOPO_MAX_LEVELS];         /* kernel network stack: posting cost, incast */
 };
+
+/* Hops to the farthest member of a torus / open mesh or ring level (1 on
+ * the others): a step that talks to every member waits for that one. */
+static double far_hops(const struct topo_level *l)
+{
+    double h = 0;
+    if (l->shape == TOPO_SHAPE_RING)
+        h = l->group / 2;
+    else if (l->shape == TOPO_SHAPE_TORUS)
+        for (int d = 0; d < 3; d++)
+            h += l->dims[d] > 1 ? (l->wrap ? l->dims[d] / 2 : l->dims[d] - 1) : 0;
+    return h < 1 ? 1 : h;
+}
 
 /* Average hops between two members of a torus / open mesh level. */
 static double torus_hops(const struct topo_level *l)
@@ -82,6 +96,7 @@ static void view_of(const struct topo *t, struct view *v)
         v->g[k] = l->group;
         v->topo_level[k] = i;
         v->a[k] = l->latency * (l->shape == TOPO_SHAPE_TORUS ? torus_hops(l) : 1);
+        v->a_far[k] = l->latency * far_hops(l);
         v->b[k] = (l->shape == TOPO_SHAPE_CLOS ? l->oversub : 1) / l->bw;
         v->links[k] = level_links(l);
         v->soft[k] = !strcmp(l->link, "net") || !strcmp(l->link, "tcp");
@@ -696,7 +711,8 @@ static double pipelined_bcast(const struct view *v, double m)
  * level t and above (0 the root); each step loads some roles' ports at one
  * level, out and in apart, and their reductions; a slot lasts as long as
  * the busiest port or reducing rank over the steps in flight, plus the
- * slowest latency among them. */
+ * slowest latency among them (to a level's farthest member: a step's
+ * chunks go to all its peers). */
 struct reduce_step {
     int level;
     double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1], red[TOPO_MAX_LEVELS + 1];
@@ -774,7 +790,7 @@ static double pipelined_reduce(const struct view *v, double m, uint64_t min_byte
                 red[r] += st[s].red[r];
                 busiest = fmax(busiest, fmax(fmax(out[r][k], in[r][k]), red[r]));
             }
-            lat = fmax(lat, v->a[k]);
+            lat = fmax(lat, v->a_far[k]); /* every step reaches all its peers */
         }
         total += busiest + lat;
     }
