@@ -485,7 +485,7 @@ static const struct shortfall known_short[] = {
      "hier(direct,direct,direct), 38-47%: the root takes every piece in through its server's "
      "full mesh (315 GB/s of the bound's 360: 87% at most), a piece takes 36 steps, whose fill "
      "and drain cost nearly full slots against 64 (256 MiB) or 128 pieces, each slot paying the "
-     "3 us RoCE latency, and it simulates 18-21% slower than priced"},
+     "3 us RoCE latency, and it simulates 11-17% slower than priced"},
     {"8gpu-roce400", "reduce",
      "hier(direct,direct), 52-62%: every port carries at most its bound's share of a piece, but "
      "a piece takes 29 steps (7 reducing inside a server, 15 across RoCE, 7 in the root's "
