@@ -42,13 +42,6 @@ struct hb {
     uint64_t po, pl;                /* the current piece (bytes of the vector) */
 };
 
-/* Part k of n of len bytes: the first len % n parts one byte longer. */
-static void part(uint64_t len, uint64_t n, uint64_t k, uint64_t *off, uint64_t *size)
-{
-    const uint64_t base = len / n, extra = len % n;
-    *off = k * base + (k < extra ? k : extra);
-    *size = base + (k < extra);
-}
 
 static chorus_result_t send(struct hb *b, int peer, plan_buf_t buf, uint64_t off, uint64_t len)
 {
@@ -82,13 +75,13 @@ static chorus_result_t direct_step(struct hb *b, int s)
     uint64_t so, sl;
     if (s == 0) {
         if (me != root) {
-            part(b->pl, (uint64_t)m, (uint64_t)owner_index(me, root), &so, &sl);
+            plan_even_part(b->pl, (uint64_t)m, (uint64_t)owner_index(me, root), &so, &sl);
             return recv(b, peer_at(b, 0, root), b->po + so, sl);
         }
         for (int x = 0; x < g; x++) {
             if (x == root)
                 continue;
-            part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
+            plan_even_part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
             CHORUS_CHECK(send(b, peer_at(b, 0, x), b->src, b->po + so, sl));
         }
         return CHORUS_SUCCESS;
@@ -99,17 +92,17 @@ static chorus_result_t direct_step(struct hb *b, int s)
         for (int x = 0; x < g; x++) {
             if (x == root)
                 continue;
-            part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
+            plan_even_part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
             CHORUS_CHECK(recv(b, peer_at(b, 0, x), b->po + so, sl));
         }
         return CHORUS_SUCCESS;
     }
     uint64_t mo, ml;
-    part(b->pl, (uint64_t)m, (uint64_t)owner_index(me, root), &mo, &ml);
+    plan_even_part(b->pl, (uint64_t)m, (uint64_t)owner_index(me, root), &mo, &ml);
     for (int x = 0; x < g; x++) {
         if (x == root || x == me)
             continue;
-        part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
+        plan_even_part(b->pl, (uint64_t)m, (uint64_t)owner_index(x, root), &so, &sl);
         CHORUS_CHECK(send(b, peer_at(b, 0, x), PLAN_RECVBUF, b->po + mo, ml));
         CHORUS_CHECK(recv(b, peer_at(b, 0, x), b->po + so, sl));
     }
@@ -125,7 +118,7 @@ static long inner_pos(const struct hb *b, int t)
 /* Slice j of the piece, one of P_t. */
 static void slice(const struct hb *b, int t, long j, uint64_t *off, uint64_t *len)
 {
-    part(b->pl, (uint64_t)b->stride[t], (uint64_t)j, off, len);
+    plan_even_part(b->pl, (uint64_t)b->stride[t], (uint64_t)j, off, len);
     *off += b->po;
 }
 
@@ -137,13 +130,13 @@ static chorus_result_t cross(struct hb *b, int t, int s)
     slice(b, t, inner_pos(b, t), &so, &sl);
     if (s == 0) {
         if (me != root) {
-            part(sl, (uint64_t)m, (uint64_t)owner_index(me, root), &xo, &xl);
+            plan_even_part(sl, (uint64_t)m, (uint64_t)owner_index(me, root), &xo, &xl);
             return recv(b, peer_at(b, t, root), so + xo, xl);
         }
         for (int x = 0; x < g; x++) {
             if (x == root)
                 continue;
-            part(sl, (uint64_t)m, (uint64_t)owner_index(x, root), &xo, &xl);
+            plan_even_part(sl, (uint64_t)m, (uint64_t)owner_index(x, root), &xo, &xl);
             CHORUS_CHECK(send(b, peer_at(b, t, x), held_buf(b), so + xo, xl));
         }
         return CHORUS_SUCCESS;
@@ -151,11 +144,11 @@ static chorus_result_t cross(struct hb *b, int t, int s)
     if (me == root)
         return CHORUS_SUCCESS;
     uint64_t mo, ml;
-    part(sl, (uint64_t)m, (uint64_t)owner_index(me, root), &mo, &ml);
+    plan_even_part(sl, (uint64_t)m, (uint64_t)owner_index(me, root), &mo, &ml);
     for (int x = 0; x < g; x++) {
         if (x == root || x == me)
             continue;
-        part(sl, (uint64_t)m, (uint64_t)owner_index(x, root), &xo, &xl);
+        plan_even_part(sl, (uint64_t)m, (uint64_t)owner_index(x, root), &xo, &xl);
         CHORUS_CHECK(send(b, peer_at(b, t, x), PLAN_RECVBUF, so + mo, ml));
         CHORUS_CHECK(recv(b, peer_at(b, t, x), so + xo, xl));
     }
@@ -253,7 +246,7 @@ chorus_result_t hier_bcast_pipelined(struct plan *p, const struct plan_args *a, 
     for (int slot = 0; slot < pieces + D - 1; slot++) {
         CHORUS_CHECK(plan_step(p));
         for (int i = slot - D + 1 > 0 ? slot - D + 1 : 0; i < pieces && i <= slot; i++) {
-            part(bytes, (uint64_t)pieces, (uint64_t)i, &b.po, &b.pl);
+            plan_even_part(bytes, (uint64_t)pieces, (uint64_t)i, &b.po, &b.pl);
             CHORUS_CHECK(emit(&b, n - 1, slot - i));
         }
     }

@@ -19,8 +19,9 @@
  *    blocks and the fast ones the big aggregates; the blocks gather in
  *    scratch with the level-0 coordinate slowest, then one copy step puts
  *    them in rank order.
- *  - reduce_scatter: the mirror: one copy step packs the input by level-0
- *    coordinate, then innermost level first, the last phase into recvbuf.
+ *  - reduce_scatter: the mirror, innermost level first in level order, the
+ *    last phase into recvbuf; the first phase reads the input in rank order
+ *    where it lies (plan_stride_input), no copy.
  *  - alltoall: one exchange per level, outermost first, each carrying to a
  *    member every block whose destination has that member's coordinate
  *    (one message per peer group); copy steps regroup blocks in between.
@@ -62,6 +63,10 @@ struct hier {
     int recording, lockstep;       /* lockstep: every recorded phase moves in lockstep */
     struct recorded *rec;
     int nrec, rec_cap;
+    /* reduce_scatter: the phase being built reads its send buffer's level
+     * order block b at stride_place[b] (plan_stride_input), when set */
+    const uint64_t *stride_place;
+    uint64_t stride_blk;
 };
 
 /* A phase of the pipelined allreduce, as built for segment 0. */
@@ -278,28 +283,9 @@ static chorus_result_t record(struct hier *h, int t, const struct plan_args *sa,
         return CHORUS_ERR(CHORUS_INTERNAL_ERROR, "hier: %s %s among %d took %d steps, not the "
                           "%d of lockstep", algo_name(algo), coll_name(sa->kind), sa->nranks,
                           r->plan.nsteps, steps);
-    return CHORUS_SUCCESS;
-}
-
-/* A recorded phase of local copies (no peers), one step; the caller builds
- * it into the new record's plan. */
-static chorus_result_t record_copy(struct hier *h)
-{
-    if (h->nrec == h->rec_cap) {
-        int cap = h->rec_cap ? 2 * h->rec_cap : 8;
-        struct recorded *r = realloc(h->rec, (size_t)cap * sizeof *r);
-        if (!r)
-            return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
-        h->rec = r;
-        h->rec_cap = cap;
-    }
-    struct recorded *r = &h->rec[h->nrec++];
-    memset(r, 0, sizeof *r);
-    plan_reset(&r->plan, ALGO_HIER);
-    r->map[PLAN_SENDBUF] = PLAN_SENDBUF;
-    r->map[PLAN_RECVBUF] = PLAN_RECVBUF;
-    r->map[PLAN_SCRATCH] = PLAN_SCRATCH;
-    r->steps = 1;
+    if (h->stride_place)
+        return plan_stride_input(&r->plan, h->stride_blk, (uint64_t)h->a->nranks,
+                                 h->stride_place);
     return CHORUS_SUCCESS;
 }
 
@@ -331,6 +317,9 @@ static chorus_result_t phase(struct hier *h, int t, struct plan_args sa, algo_t 
     if (h->recording)
         return record(h, t, &sa, algo, map, base);
     CHORUS_CHECK(plan_build(&h->sub, &sa, algo));
+    if (h->stride_place)
+        CHORUS_CHECK(plan_stride_input(&h->sub, h->stride_blk, (uint64_t)h->a->nranks,
+                                       h->stride_place));
     return plan_append(h->p, &h->sub, h->peers, map, base);
 }
 
@@ -673,40 +662,53 @@ int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize
     return k < 2 ? 1 : (int)k;
 }
 
-/* Piece [first, first + len) (elements) of every block: copied into level
- * order (level-0 coordinate slowest) in scratch, reduce-scattered innermost
- * level first, the last phase writing that piece of recvbuf. */
+/* Where block b of the level order (level-0 coordinate slowest; w as
+ * gather_layout gives it for blocks of blk) lies in the caller's input, in
+ * rank order with rank blocks of `full` bytes. */
+static void level_order_places(const struct hier *h, uint64_t blk, const uint64_t *w,
+                               uint64_t full, uint64_t *place)
+{
+    for (int b = 0; b < h->a->nranks; b++) {
+        uint64_t q = 0;
+        for (int t = 0; t < h->n; t++)
+            q += ((uint64_t)b * blk / w[t]) % (uint64_t)h->g[t] * (uint64_t)h->stride[t];
+        place[b] = q * full;
+    }
+}
+
+/* Piece [first, first + len) (elements) of every block, reduce-scattered
+ * innermost level first, the last phase writing that piece of recvbuf.
+ * The phases work in level order (the level-0 coordinate slowest, as
+ * gather_layout); the first reads the caller's input where it lies, in
+ * rank order (plan_stride_input), so the input is never copied: a copy
+ * would cost the whole input at copy speed before its slot's messages. */
 static chorus_result_t reduce_scatter_range(struct hier *h, uint64_t first, uint64_t len)
 {
     const uint64_t full = (uint64_t)h->a->count * h->es, piece = len * h->es;
     const uint64_t area = (uint64_t)h->a->nranks * piece, off = first * h->es;
-    uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS], wr[HIER_MAX_LEVELS];
+    uint64_t w[HIER_MAX_LEVELS], base[HIER_MAX_LEVELS];
     if (!piece)
         return CHORUS_SUCCESS;
     gather_layout(h, piece, w, base);
-    rank_weights(h, full, wr);
-    if (h->recording) { /* the copy step is a phase of the pipeline too */
-        chorus_result_t res = record_copy(h);
-        if (res != CHORUS_SUCCESS)
-            return res;
-        struct plan *keep = h->p;
-        h->p = &h->rec[h->nrec - 1].plan;
-        res = permute(h, PLAN_SENDBUF, off, wr, PLAN_SCRATCH, 0, w, piece);
-        h->p = keep;
-        CHORUS_CHECK(res);
-    } else {
-        CHORUS_CHECK(permute(h, PLAN_SENDBUF, off, wr, PLAN_SCRATCH, 0, w, piece));
-    }
-    for (int t = 0; t < h->n; t++) {
+    uint64_t *place = malloc((size_t)h->a->nranks * sizeof *place);
+    if (!place)
+        return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "hier: out of memory");
+    level_order_places(h, piece, w, full, place);
+    chorus_result_t res = CHORUS_SUCCESS;
+    for (int t = 0; t < h->n && res == CHORUS_SUCCESS; t++) {
         const int last = t == h->n - 1; /* our block, into recvbuf */
         struct plan_args sa = {.kind = COLL_REDUCE_SCATTER, .count = (size_t)(w[t] / h->es),
-                               .in_place = !last};
+                               .in_place = t > 0 && !last};
         algo_t algo = level_algo(h, t, COLL_REDUCE_SCATTER, (uint64_t)h->g[t] * w[t]);
-        CHORUS_CHECK(phase(h, t, sa, algo, PLAN_SCRATCH, base[t],
-                           last ? PLAN_RECVBUF : PLAN_SCRATCH,
-                           last ? off : base[t] + (uint64_t)h->c[t] * w[t], area));
+        h->stride_place = t == 0 ? place : NULL;
+        h->stride_blk = piece;
+        res = phase(h, t, sa, algo, t == 0 ? PLAN_SENDBUF : PLAN_SCRATCH,
+                    t == 0 ? off : base[t], last ? PLAN_RECVBUF : PLAN_SCRATCH,
+                    last ? off : base[t] + (uint64_t)h->c[t] * w[t], area);
     }
-    return CHORUS_SUCCESS;
+    h->stride_place = NULL;
+    free(place);
+    return res;
 }
 
 static chorus_result_t reduce_scatter(struct hier *h)

@@ -44,9 +44,11 @@ int hier_ag_pieces(int nranks, int nactive, uint64_t count, uint64_t esize, uint
 /* Reduce_scatter pipelined when every level runs a lockstep algorithm: each
  * block cut into pieces (of at least HIER_AG_MIN_BYTES of the whole buffer,
  * at least as many elements as the largest group has members, and at most
- * HIER_AG_OPS_BUDGET / nranks of them, as each piece copies every block);
- * piece i is copied into level order and reduce-scattered level by level,
- * one step of it per slot. 1: not pipelined. The tuner prices the same. */
+ * HIER_AG_OPS_BUDGET / nranks of them, as the first level reads every
+ * block of each piece with an op or more); piece i is reduce-scattered
+ * level by level, the first level reading the input in rank order where it
+ * lies, one step of it per slot. 1: not pipelined. The tuner prices the
+ * same. */
 int hier_rs_pieces(const int *group, int nlevels, uint64_t count, uint64_t esize,
                    uint64_t min_bytes);
 
@@ -131,5 +133,15 @@ chorus_result_t plan_append(struct plan *dst, const struct plan *src, const int 
 chorus_result_t plan_append_step(struct plan *dst, const struct plan *src, int s,
                                  const int *peer_map, const plan_buf_t buf_map[PLAN_NBUFS],
                                  const uint64_t buf_base[PLAN_NBUFS]);
+
+/* Rewrites p (a plan built for a send buffer of nblocks blocks of blk bytes)
+ * to read block b of its send buffer at offset place[b] instead, without a
+ * copy: every op is cut where a block ends (both ends of a message cut
+ * alike when the plan's ranges sit at the same offset in a block as the
+ * data they hold: algos/plan_stride.c). Empty steps stay. The composed
+ * reduce_scatter reads the caller's input in rank order with it.
+ * CHORUS_INVALID_ARGUMENT for a plan that breaks that rule. */
+chorus_result_t plan_stride_input(struct plan *p, uint64_t blk, uint64_t nblocks,
+                                  const uint64_t *place);
 
 #endif

@@ -51,21 +51,13 @@ struct hr {
     uint64_t po, pl;                             /* the piece, in elements */
 };
 
-/* Part k of n of len: the first len % n parts one longer. */
-static void part(uint64_t len, uint64_t n, uint64_t k, uint64_t *off, uint64_t *size)
-{
-    const uint64_t base = len / n, extra = len % n;
-    *off = k * base + (k < extra ? k : extra);
-    *size = base + (k < extra);
-}
-
 /* N_k of our coordinates, with coordinate `at` replaced by x (at < 0: none). */
 static void region(const struct hr *h, int k, int at, int x, uint64_t *off, uint64_t *len)
 {
     uint64_t o = h->po, l = h->pl;
     for (int u = 0; u < k; u++) {
         uint64_t so, sl;
-        part(l, (uint64_t)h->g[u], (uint64_t)(u == at ? x : h->c[u]), &so, &sl);
+        plan_even_part(l, (uint64_t)h->g[u], (uint64_t)(u == at ? x : h->c[u]), &so, &sl);
         o += so;
         l = sl;
     }
@@ -119,7 +111,7 @@ static void rs_owned(const struct hr *h, const struct rs *q, int x, int r, uint6
     }
     uint64_t ro, rl, so;
     region(h, q->t + 1, q->t, h->rc[q->t], &ro, &rl);
-    part(rl, (uint64_t)q->m, (uint64_t)x, &so, len);
+    plan_even_part(rl, (uint64_t)q->m, (uint64_t)x, &so, len);
     *off = ro + so;
 }
 
@@ -183,7 +175,8 @@ static chorus_result_t rs_step(struct hr *h, const struct rs *q, int s)
                 rs_owned(h, q, owner, r, &off, &len);
                 cl = len;
                 if (chunked)
-                    part(len, (uint64_t)(m - 1), (uint64_t)((d - 1 + s) % (m - 1)), &co, &cl);
+                    plan_even_part(len, (uint64_t)(m - 1), (uint64_t)((d - 1 + s) % (m - 1)),
+                                   &co, &cl);
                 CHORUS_CHECK(xfer(h, !dir, rs_rank(h, q, x), q->send_src, off + co, cl, s == 0,
                                   lo, hi));
             }
@@ -221,7 +214,7 @@ static chorus_result_t gather(struct hr *h, int t, const struct rs *q)
             const int in_acc = q->m > 1 || (off >= hlo && off + len <= hhi);
             for (int c = 0; c < chunks; c++) {
                 uint64_t co, cl;
-                part(len, (uint64_t)chunks, (uint64_t)c, &co, &cl);
+                plan_even_part(len, (uint64_t)chunks, (uint64_t)c, &co, &cl);
                 if (root_side)
                     CHORUS_CHECK(xfer(h, 0, peer_at(h, t, member_of(h, t, x)), h->acc,
                                       off + co, cl, 1, lo, hi));
@@ -310,7 +303,7 @@ chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a,
     for (int slot = 0; slot < pieces + D - 1; slot++) {
         CHORUS_CHECK(plan_step(p));
         for (int i = slot - D + 1 > 0 ? slot - D + 1 : 0; i < pieces && i <= slot; i++) {
-            part(a->count, (uint64_t)pieces, (uint64_t)i, &h.po, &h.pl);
+            plan_even_part(a->count, (uint64_t)pieces, (uint64_t)i, &h.po, &h.pl);
             CHORUS_CHECK(emit(&h, n - 1, slot - i));
         }
     }

@@ -146,17 +146,20 @@ static void block_of(const struct plan_args *a, int q, uint64_t *off, uint64_t *
         *len = a->count;
         return;
     }
-    const uint64_t base = a->count / n, extra = a->count % n, b = (uint64_t)q;
-    *off = b * base + (b < extra ? b : extra);
-    *len = base + (b < extra);
+    plan_even_part(a->count, n, (uint64_t)q, off, len);
 }
 
-/* Chunk c of a block of len elements cut into k chunks; in elements. */
+/* Chunk c of len units cut into k nearly equal chunks (plan.h). */
+void plan_even_part(uint64_t len, uint64_t k, uint64_t c, uint64_t *off, uint64_t *clen)
+{
+    const uint64_t base = len / k, extra = len % k;
+    *off = c * base + (c < extra ? c : extra);
+    *clen = base + (c < extra);
+}
+
 static void chunk_of(uint64_t len, int k, int c, uint64_t *off, uint64_t *clen)
 {
-    const uint64_t base = len / (uint64_t)k, extra = len % (uint64_t)k, b = (uint64_t)c;
-    *off = b * base + (b < extra ? b : extra);
-    *clen = base + (b < extra);
+    plan_even_part(len, (uint64_t)k, (uint64_t)c, off, clen);
 }
 
 /* The reduce-scatter part; our reduced block lands in recvbuf at dst_base

@@ -109,6 +109,9 @@ algo_t algo_from_name(const char *name);
 #define DIRECT_BCAST_MIN_PIECE ((uint64_t)4 << 20)
 #define DIRECT_OPS_BUDGET 8192
 int direct_bcast_pieces(int nranks, uint64_t bytes);
+/* Part c of len units (bytes or elements) cut into k nearly equal parts, the
+ * first len % k one unit longer: its offset and length. */
+void plan_even_part(uint64_t len, uint64_t k, uint64_t c, uint64_t *off, uint64_t *clen);
 
 /* What a generator needs to know. */
 struct plan_args {

@@ -5,7 +5,9 @@
  * reads are done, as the owner's buffer must stay valid); smaller ones, and
  * whole buffers beyond CHORUS_CMA_MAX, go through the owner's workspace in
  * rounds (two copies, pipelined, streaming stores).
- * Broadcast always goes through the root's workspace (see below). */
+ * Broadcast: single copy shared with the root up to half CHORUS_CMA_MAX
+ * unless ranks outnumber cores, else through the root's workspace (see
+ * below). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -72,6 +74,44 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
     return CHORUS_SUCCESS;
 }
 
+/* Broadcast by single copy, the root's core sharing the work: each reader
+ * reads the head of its buffer from the root's while the root writes the
+ * tail into it (process_vm_writev). In place the root takes 1/n of every
+ * reader's bytes, so its core and theirs copy about alike; out of place its
+ * own copy is its share. Only the root knows which (the others are always
+ * in place), so it publishes its share with its address. Everyone waits for everyone (finish_single_copy):
+ * the root's buffer must stay valid until read, and a reader's must not be
+ * returned before the root has written it. */
+static chorus_result_t broadcast_single_copy(struct shm_comm *s, const char *send, char *recv,
+                                             size_t bytes, int root, int root_copies, int stream)
+{
+    const int n = s->nranks, me = s->rank;
+    uint32_t st = shm_next_step(s);
+    CHORUS_CHECK(shm_reserve(s, st));
+    struct shm_meta *mine = &s->ctrl[me]->meta[st & 1];
+    mine->addr = (uint64_t)(uintptr_t)(me == root ? send : recv);
+    if (me == root)
+        mine->len = root_copies ? 0 : bytes / (size_t)n / 64 * 64;
+    shm_post(s, &s->ctrl[me]->ready, st);
+    if (me == root) {
+        const size_t share = mine->len;
+        if (root_copies)
+            chorus_copy(recv, send, bytes, stream);
+        for (int i = 1; share > 0 && i < n; i++) {
+            int q = (me + i) % n;
+            CHORUS_CHECK(shm_wait(s, q, &s->ctrl[q]->ready, st));
+            CHORUS_CHECK(shm_cma_copy(s, q, (char *)send + (bytes - share),
+                                      s->ctrl[q]->meta[st & 1].addr + (bytes - share), share,
+                                      1));
+        }
+    } else {
+        CHORUS_CHECK(shm_wait(s, root, &s->ctrl[root]->ready, st));
+        const struct shm_meta *from = &s->ctrl[root]->meta[st & 1];
+        CHORUS_CHECK(shm_cma_read(s, root, recv, from->addr, bytes - from->len));
+    }
+    return finish_single_copy(s, st);
+}
+
 chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *recvbuf,
                               size_t count, chorus_datatype_t type, int root)
 {
@@ -88,14 +128,23 @@ chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *rec
             chorus_copy(recv, send, bytes, stream);
         return CHORUS_SUCCESS;
     }
-    /* Always staged, never single copy: the root's core shares the work
-     * (it copies round k + 1 in while the others copy round k out), and the
-     * readers read from cache what the root has just written instead of
-     * from its buffer in memory. Measured on 2 ranks: 1.2-1.9x faster than
-     * process_vm_readv from 2 MiB up. (Cutting calls below a few chunks
-     * into smaller rounds, to overlap copying in and out there too, was
-     * slower on 2 ranks at 8-128 KiB: the flags cost more than the overlap
-     * gains.) */
+    /* Single copy with the root writing a share: on 2 ranks here 1.3-2.4x
+     * faster than staged from 32 KiB to 16 MiB, in and out of place; from 32
+     * MiB out of place up to 1.4x slower (past the caches the root's own
+     * copy and the reader's read both go to memory). So the whole buffer it
+     * is held against, as allgather's, counts the root's pass and the
+     * readers' (CHORUS_CMA_MAX 32 MiB: single copy up to 16 MiB). With more
+     * ranks than cores it gained nothing (4 ranks on 2 cores: level to 10%
+     * slower), as each write waits for a reader to be scheduled; staged
+     * rounds decouple them. */
+    if (!s->oversubscribed && shm_single_copy(s, bytes, 2 * bytes))
+        return broadcast_single_copy(s, send, recv, bytes, root, root_copies, stream);
+    /* Staged: the root's core shares the work (it copies round k + 1 in
+     * while the others copy round k out), and the readers read from cache
+     * what the root has just written instead of from its buffer in memory.
+     * (Cutting calls below a few chunks into smaller rounds, to overlap
+     * copying in and out there too, gained nothing on 2 ranks at 8 KiB-2
+     * MiB: the flags cost as much as the overlap gains.) */
     for (size_t off = 0; off < bytes;) {
         size_t len = bytes - off < s->chunk ? bytes - off : s->chunk;
         uint32_t st = shm_next_step(s);

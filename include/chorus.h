@@ -171,11 +171,11 @@ chorus_result_t chorus_comm_deregister(chorus_comm_t comm, void *handle);
 chorus_result_t chorus_comm_count(chorus_comm_t comm, int *count);
 chorus_result_t chorus_comm_rank(chorus_comm_t comm, int *rank);
 /* Where this rank runs, as comm grouped its ranks at init (by host id:
- * CHORUS_HOSTID, else the host name; ranks of a host share memory): the index
- * of its host (hosts numbered in order of their lowest rank), the number of
- * hosts, its index among its host's ranks (in rank order: torchrun's
- * LOCAL_RANK) and how many ranks its host has (LOCAL_WORLD_SIZE). Any
- * pointer may be NULL. */
+ * CHORUS_HOSTID, else the host name; ranks of a host share memory unless
+ * CHORUS_TRANSPORT forces the network): the index of its host (hosts
+ * numbered in order of their lowest rank), the number of hosts, its index
+ * among its host's ranks (in rank order: torchrun's LOCAL_RANK) and how many
+ * ranks its host has (LOCAL_WORLD_SIZE). Any pointer may be NULL. */
 chorus_result_t chorus_comm_host(chorus_comm_t comm, int *host, int *nhosts, int *local_rank,
                                  int *local_count);
 

@@ -445,8 +445,8 @@ int perf_main(int argc, char **argv, const perf_coll_t *coll)
     chorus_result_t res = chorus_comm_init_mpi(&x.comm, MPI_COMM_WORLD);
     int ok = res == CHORUS_SUCCESS, all_ok;
     if (!ok) {
-        fprintf(stderr, "rank %d: chorus_comm_init_mpi failed: %s: %s\n", x.rank,
-                chorus_get_error_string(res), chorus_get_last_error());
+        fprintf(stderr, "rank %d: chorus_comm_init_mpi failed: %s\n", x.rank,
+                perf_error_text(res));
         x.comm = NULL;
     }
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
@@ -493,8 +493,8 @@ int perf_main(int argc, char **argv, const perf_coll_t *coll)
 
     res = chorus_comm_finalize(x.comm);
     if (res != CHORUS_SUCCESS) {
-        fprintf(stderr, "rank %d: chorus_comm_finalize failed: %s: %s\n", x.rank,
-                chorus_get_error_string(res), chorus_get_last_error());
+        fprintf(stderr, "rank %d: chorus_comm_finalize failed: %s\n", x.rank,
+                perf_error_text(res));
         status = 3;
     }
     chorus_comm_destroy(x.comm);

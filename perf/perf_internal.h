@@ -124,6 +124,8 @@ void perf_check_case(const perf_ctx_t *x, const perf_case_t *c, unsigned long lo
 /* ---- timing (perf_timing.c) ------------------------------------------------ */
 
 double perf_now_s(void);
+/* What a failed Chorus call says: its last-error text, else the result's name. */
+const char *perf_error_text(chorus_result_t res);
 /* One call of variant v; a failed call aborts every rank (exit status 3). */
 void perf_run_variant(const perf_ctx_t *x, const perf_case_t *c, int v);
 /* Per-iteration seconds of each variant on this rank (0 if not run). */

@@ -30,15 +30,19 @@ double perf_now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *what,
-                      chorus_result_t res)
+const char *perf_error_text(chorus_result_t res)
 {
     /* The last-error text starts with the result's name ("remote error: ..."). */
     const char *text = chorus_get_last_error();
+    return text && *text ? text : chorus_get_error_string(res);
+}
+
+static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *what,
+                      chorus_result_t res)
+{
     fprintf(stderr, "rank %d: %s(count %zu, %s%s%s) failed: %s\n", x->rank, what, c->count,
             perf_type_info[c->type].name, x->coll->has_op ? ", " : "",
-            x->coll->has_op ? perf_op_names[c->op] : "",
-            text && *text ? text : chorus_get_error_string(res));
+            x->coll->has_op ? perf_op_names[c->op] : "", perf_error_text(res));
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 3);
 }
@@ -51,9 +55,8 @@ static void fail_call(const perf_ctx_t *x, const perf_case_t *c, const char *wha
  * good or end the job with its own error (tests/netns/kill_rank.sh). */
 static void agree_failed(const perf_ctx_t *x, const char *what, chorus_result_t res)
 {
-    const char *text = chorus_get_last_error();
     fprintf(stderr, "rank %d: %s (the sweep's bookkeeping) failed: %s\n", x->rank, what,
-            text && *text ? text : chorus_get_error_string(res));
+            perf_error_text(res));
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 3);
 }

@@ -461,10 +461,12 @@ chorus_result_t chorus_bootstrap_init(struct chorus_bootstrap **bsp, const choru
     bs->rank = rank;
     bs->nranks = nranks;
     bs->next_fd = bs->prev_fd = -1;
-    {
-        long t = chorus_tunables()->TIMEOUT_MS;
-        bs->timeout_ms = t > 0x7fffffff ? 0x7fffffff : (int)t;
-    }
+    /* The collectives of init (host ids, transport addresses) wait as long
+     * as joining does: a rank may take seconds to open its devices, more on
+     * a loaded host, and CHORUS_TIMEOUT_MS (1 s in test_fault's cases) then
+     * failed a healthy init. The communicator lowers it to its collective
+     * timeout once connected (chorus_bootstrap_set_timeout). */
+    bs->timeout_ms = timeout_ms;
 
     int lfd = -1;
     struct chorus_sockaddr *table = calloc((size_t)nranks, sizeof *table);

@@ -33,7 +33,8 @@ chorus_result_t chorus_bootstrap_root_from_address(const char *host, int port, i
 
 /* Joins the communicator described by id. Blocks until all nranks joined or
  * timeout_ms passed (then CHORUS_TIMEOUT naming the ranks that never
- * arrived, as far as the root knows them). */
+ * arrived, as far as the root knows them). Later collectives keep that bound
+ * until chorus_bootstrap_set_timeout. */
 chorus_result_t chorus_bootstrap_init(struct chorus_bootstrap **bs, const chorus_unique_id_t *id,
                                       int rank, int nranks, int timeout_ms);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bootstrap.h"
@@ -256,14 +257,28 @@ static chorus_result_t pick_network(chorus_comm_t comm, const char *mode, int *u
     return CHORUS_SUCCESS;
 }
 
+/* A word-valued tunable must be one of its words (space-separated in
+ * choices): a typo is an error, never a silent default. */
+static chorus_result_t check_choice(const char *name, const char *value, const char *choices)
+{
+    size_t len = strlen(value);
+    for (const char *c = choices; len > 0 && *c;) {
+        size_t n = strcspn(c, " ");
+        if (n == len && !strncasecmp(c, value, len))
+            return CHORUS_SUCCESS;
+        c += n + (c[n] == ' ');
+    }
+    return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_%s='%s': use one of: %s", name, value,
+                      choices);
+}
+
 static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_t *id)
 {
     const struct chorus_tunables *t = chorus_tunables();
     const char *mode = t->TRANSPORT;
-    if (strcmp(mode, "auto") && strcmp(mode, "tcp") && strcmp(mode, "rdma") &&
-        strcmp(mode, "shm"))
-        return CHORUS_ERR(CHORUS_INVALID_ARGUMENT, "CHORUS_TRANSPORT='%s': use auto, tcp, rdma "
-                          "or shm", mode);
+    CHORUS_CHECK(check_choice("TRANSPORT", mode, "auto tcp rdma shm"));
+    CHORUS_CHECK(check_choice("CMA", t->CMA, "auto on off"));
+    CHORUS_CHECK(check_choice("OVERSUBSCRIBED", t->OVERSUBSCRIBED, "auto yes no"));
     CHORUS_CHECK(algo_config_parse(&comm->algos, t->ALGO));
     comm->check_calls = (int)t->CHECK_CALLS;
     CHORUS_CHECK(chorus_bootstrap_init(&comm->bs, id, comm->rank, comm->nranks,
@@ -313,7 +328,9 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     int use_net = l->nhosts > 1 || forced_net;
     int use_shm = !forced_net;
     /* Ranks outnumbering cores must not spin: the one we wait for needs our core. */
-    int oversubscribed = l->local_size > chorus_node_info()->npus;
+    int oversubscribed = !strcasecmp(t->OVERSUBSCRIBED, "auto")
+                             ? l->local_size > chorus_node_info()->npus
+                             : !strcasecmp(t->OVERSUBSCRIBED, "yes");
     if (use_shm) {
         struct shm_exchange xg = {host_allgather, comm};
         if (l->nhosts == 1)
@@ -349,6 +366,11 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
                                        : "each host holds one rank");
             break;
         }
+    /* No rank leaves init before every rank's transports are set up: one
+     * that did could destroy the communicator at once, and a peer still
+     * finishing its RDMA setup would see the connection close and fail
+     * (seen in the soft-RoCE guest: a split, then destroy). */
+    CHORUS_CHECK(chorus_bootstrap_barrier(comm->bs));
     chorus_bootstrap_set_timeout(comm->bs, comm->timeout_ms);
     return CHORUS_SUCCESS;
 }

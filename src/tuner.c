@@ -800,18 +800,18 @@ static double pipelined_reduce(const struct view *v, double m, uint64_t min_byte
 
 /* The pipelined reduce_scatter (algos/hier_plan.c) with these level
  * algorithms, or -1 when the plan would not pipeline them. Piece i of every
- * block is copied into level order (one position: the copy delays its slot's
- * messages), then reduce-scattered innermost level first; slot s holds
- * positions [s - pieces + 1, s], priced as the allreduce's. m: one rank's
- * block. */
-static double pipelined_rs(const struct view *v, double m, const algo_t *level_algo)
+ * block is reduce-scattered innermost level first, the first level reading
+ * the input where it lies (no copy); slot s holds positions
+ * [s - pieces + 1, s], priced as the allreduce's. m: one rank's block. */
+static double pipelined_rs(const struct view *v, double m, uint64_t min_bytes,
+                           const algo_t *level_algo)
 {
-    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, 0);
+    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, min_bytes);
     if (pieces < 2)
         return -1;
     const int top = v->n - 1;
-    double piece = m / pieces, w = piece * v->p, copy = w * v->copy;
-    int T = 1, first[TOPO_MAX_LEVELS + 1];
+    double piece = m / pieces, w = piece * v->p;
+    int T = 0, first[TOPO_MAX_LEVELS + 1];
     double bytes[TOPO_MAX_LEVELS], red[TOPO_MAX_LEVELS];
     for (int k = 0; k <= top; k++) {
         struct view one;
@@ -826,13 +826,20 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
         T += s;
         bytes[k] = fmax(0, c - s * v->a[k]) / s;
         red[k] = (v->g[k] - 1) * w * v->gamma / s;
+        /* the first level reads the input in rank order, one message per
+         * rank block and piece: they land together, and the simulator
+         * reduces a rank's messages one at a time, so its reductions
+         * follow its transfers (direct's price has its chunks' tails) */
+        if (k == 0 && a != ALGO_DIRECT)
+            bytes[k] += red[k];
     }
     first[top + 1] = T;
+    if (min_bytes && pieces < 2 * T) /* as the allreduce's segments: steady state only */
+        return -1;
     double total = 0;
     for (int slot = 0; slot < pieces + T - 1; slot++) {
         int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < T - 1 ? slot : T - 1;
         double load[TOPO_MAX_LEVELS] = {0}, r = 0, busiest = 0, lat = 0;
-        double c = lo == 0 ? copy : 0; /* position 0: the copy */
         for (int k = 0; k <= top; k++) {
             int a = first[k] > lo ? first[k] : lo;
             int b = first[k + 1] - 1 < hi ? first[k + 1] - 1 : hi;
@@ -843,7 +850,7 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
             lat = fmax(lat, v->a[k]);
             busiest = fmax(busiest, load[k]);
         }
-        total += c + fmax(busiest, r) + lat;
+        total += fmax(busiest, r) + lat;
     }
     double rest = m - pieces * floor(piece);
     return total + (rest >= 1 ? rest / m * total / pieces : 0);
@@ -851,9 +858,9 @@ static double pipelined_rs(const struct view *v, double m, const algo_t *level_a
 
 /* The lockstep algorithm of each level for a pipelined reduce_scatter: the
  * cheapest phase of one piece. 0 when the vector makes no pieces. */
-static int rs_choose(const struct view *v, double m, algo_t *level_algo)
+static int rs_choose(const struct view *v, double m, uint64_t min_bytes, algo_t *level_algo)
 {
-    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, 0);
+    int pieces = hier_rs_pieces(v->g, v->n, (uint64_t)m / 4, 4, min_bytes);
     if (pieces < 2)
         return 0;
     double w = m / pieces * v->p;
@@ -975,12 +982,11 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
             blk /= v->g[k];
             t += phase(v, k, kind, blk, &seq);
         }
-        t += top > 0 ? p * m * v->copy : 0; /* into level order */
-        double tp = pipelined_rs(v, m, seq.level_algo);
+        double tp = pipelined_rs(v, m, 0, seq.level_algo);
         if (tp >= 0)
             t = tp;
-        if (rs_choose(v, m, pipe.level_algo)) {
-            double tq = pipelined_rs(v, m, pipe.level_algo);
+        if (rs_choose(v, m, 0, pipe.level_algo)) {
+            double tq = pipelined_rs(v, m, 0, pipe.level_algo);
             if (tq >= 0 && tq < t) {
                 t = tq;
                 seq = pipe;

@@ -7,7 +7,7 @@
 # one table row per size, the MPI columns filled), the JSON file parses, -m 0 with every -a
 # (the sweep's bookkeeping then goes through Chorus), and the memory probe
 # (-B) prints its rates, a positive ceiling and a %ceil row per large size. Bad options are
-# refused with status 2. No speed is asserted: the numbers are the benchmark's business.
+# refused with status 2, and a tunable with a typo fails init with a message naming it. No speed is asserted: the numbers are the benchmark's business.
 set -u
 BUILD=$1 MPIRUN=$2
 P=$BUILD/perf
@@ -77,6 +77,16 @@ for bad in "-B 100K" "-B x" "-b 1M -e 8" "-d nosuchtype"; do
     [ $rc -eq 2 ] || fail "all_reduce_perf $bad: exit status $rc, expected 2"
 done
 echo "bad options refused with status 2"
+
+# a word-valued tunable with a typo: init fails, naming the variable and the words it takes
+# (once: the error text already starts with the result's name)
+for bad in CMA=of TRANSPORT=tpc OVERSUBSCRIBED=maybe; do
+    env "CHORUS_$bad" CHORUS_LOG_LEVEL=none "$MPIRUN" -np 2 "$P/all_reduce_perf" -b 8 -e 8 -n 1 \
+        >"$TMP/badenv.txt" 2>&1 && fail "CHORUS_$bad: the tool ran"
+    n=$(grep -c "^rank [01]: chorus_comm_init_mpi failed: invalid argument: CHORUS_${bad%%=*}='${bad#*=}': use one of: " "$TMP/badenv.txt")
+    [ "$n" -eq 2 ] || { fail "CHORUS_$bad: $n of 2 ranks said why"; sed 's/^/    /' "$TMP/badenv.txt" | head; }
+done
+echo "tunables with a typo refused at init, naming the variable"
 
 [ $fails -eq 0 ] && echo "perf tools: all checks passed"
 exit $((fails > 0))

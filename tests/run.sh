@@ -415,6 +415,13 @@ else
         run_test "test_coll np=2 --quick [CMA_MIN=0 SHM_SMALL=1M]" 300 \
             env CHORUS_CMA_MIN=0 CHORUS_SHM_SMALL=1M \
             "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 16 --seed 13
+        # broadcast: single copy with the root writing a share into 3 readers (ranks
+        # outnumber cores here, so that is forced); staged rounds on 2 ranks
+        run_test "test_coll np=4 --quick [OVERSUBSCRIBED=no]" 300 \
+            env CHORUS_OVERSUBSCRIBED=no "$MPIRUN" -np 4 "$T/test_coll" --quick --large-mib 8 --seed 31
+        run_test "test_coll np=2 --quick [OVERSUBSCRIBED=yes SHM_CHUNK=64K]" 300 \
+            env CHORUS_OVERSUBSCRIBED=yes CHORUS_SHM_CHUNK=64K \
+            "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 8 --seed 37
         # allgather/alltoall switching from single copy to the workspace at 1 MiB
         run_test "test_coll np=3 --quick [CMA_MAX=1M]" 300 \
             env CHORUS_CMA_MAX=1M "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --seed 29

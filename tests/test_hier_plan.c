@@ -900,6 +900,52 @@ static void test_append(void)
     plan_free(&dst);
 }
 
+/* ---- plan_stride_input on its own ------------------------------------------------------------ */
+
+/* Blocks of 4 bytes, block b read at place[b]: ops are cut where a block
+ * ends (a 0-byte op and empty steps stay), only send-buffer ranges move,
+ * and an op whose source and destination sit differently in a block is
+ * refused. */
+static void test_stride(void)
+{
+    struct plan p = {0};
+    const uint64_t place[3] = {40, 0, 80};
+    plan_reset(&p, ALGO_RING);
+    plan_step(&p);
+    plan_send(&p, 1, PLAN_SENDBUF, 2, 8);                       /* blocks 0 (2..3), 1, 2 (0..1) */
+    plan_recv_reduce(&p, 1, PLAN_SENDBUF, 4, PLAN_SCRATCH, 12, 4); /* block 1, one op */
+    plan_step(&p);
+    plan_send(&p, 1, PLAN_SENDBUF, 0, 0);
+    plan_recv(&p, 1, PLAN_RECVBUF, 6, 4);                       /* cut at 8, not moved */
+    /* an empty third step, as padded rhd plans have */
+    uint32_t *sf = realloc(p.step_first, 4 * sizeof *sf);
+    if (!sf)
+        abort();
+    sf[3] = sf[2];
+    p.step_first = sf;
+    p.nsteps = 3;
+    p.steps_cap = 4;
+    chorus_result_t res = plan_stride_input(&p, 4, 3, place);
+    const struct plan_op *o = p.ops;
+    checks++;
+    if (res || p.nsteps != 3 || p.nops != 7 || p.step_first[1] != 4 || p.step_first[2] != 7 ||
+        p.step_first[3] != 7 || o[0].src_off != 42 || o[0].bytes != 2 || o[1].src_off != 0 ||
+        o[1].bytes != 4 || o[2].src_off != 80 || o[2].bytes != 2 || o[3].src_off != 0 ||
+        o[3].dst_off != 12 || o[3].bytes != 4 || o[4].bytes != 0 || o[5].dst_off != 6 ||
+        o[5].bytes != 2 || o[6].dst_off != 8 || o[6].bytes != 2)
+        FAIL("plan_stride_input cuts or moves wrongly (result %d, %d steps, %u ops)", (int)res,
+             p.nsteps, p.nops);
+    plan_reset(&p, ALGO_RING);
+    plan_step(&p);
+    plan_recv_reduce(&p, 1, PLAN_SENDBUF, 4, PLAN_SCRATCH, 2, 4);
+    res = plan_stride_input(&p, 4, 3, place);
+    checks++;
+    if (res != CHORUS_INVALID_ARGUMENT)
+        FAIL("plan_stride_input cuts an op whose ends sit differently in a block (result %d)",
+             (int)res);
+    plan_free(&p);
+}
+
 /* ---- refusals -------------------------------------------------------------------------------- */
 
 static void test_refusals(void)
@@ -1079,6 +1125,7 @@ int main(int argc, char **argv)
     W.vrd = xmalloc(2 * 64 * 64 * sizeof *W.vrd);
 
     test_append();
+    test_stride();
     test_refusals();
     test_flat_equivalence();
     static const struct shape shapes[] = {

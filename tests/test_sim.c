@@ -451,15 +451,15 @@ static const struct shortfall known_short[] = {
      "pays the 3.5 us RoCE latency, and the fill and drain leave a level idle; no segment "
      "count or lockstep pair of level algorithms simulates above 84%"},
     {"cloudmatrix384", "reduce_scatter",
-     "pipelined, 50-52%: every piece is first copied into level order (the whole input at the "
-     "simulator's copy speed, 750 GB/s, which alone is half the bound's time, and copies run "
-     "before a step's messages), and 768 ranks allow only 21 pieces"},
+     "pipelined, 59-62%: the first level reads the input in rank order, one message per rank "
+     "block and piece (384 per piece of 66 KiB at 1 GiB), and the simulator reduces messages "
+     "that land together one after the other: the die pair's reductions follow its transfers"},
     {"metax-c550-128", "reduce_scatter",
-     "pipelined, 42-47%: the copy into level order (825 GB/s: 43% of the bound's time) and "
-     "the 3D mesh's multi-hop share"},
+     "pipelined, 57-68%: as cloudmatrix384 (the first level's messages split per rank block "
+     "land together), and at 256 MiB 16 pieces for 15 steps of fill and drain"},
     {"8gpu-roce400", "reduce_scatter",
-     "pipelined, 66-73%: the copy into level order (1650 GB/s: a quarter of the bound's time) "
-     "and the RoCE latency per step"},
+     "pipelined, 66-74%: as cloudmatrix384 (the server's split messages reduced one after the "
+     "other) and the RoCE latency per step"},
     {"cloudmatrix384", "broadcast",
      "hier(direct,direct,direct), the pipelined multi-level broadcast, 47-50%: the root's die "
      "pair takes every piece over its one 210 GB/s link (the root's server then splits it by "

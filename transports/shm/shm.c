@@ -229,17 +229,26 @@ chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange
         if (q != rank && !cma_probe(s, q, &infos[q]))
             ok = 0;
     free(infos);
-    int32_t okv = want && ok, *all = calloc((size_t)nranks, sizeof *all);
+    /* Both facts choose algorithms (single copy or staged), so every rank
+     * must see the same: single copy if all can, oversubscribed if any is. */
+    enum { CAN_CMA = 1, OVERSUBSCRIBED = 2 };
+    int32_t facts = (want && ok ? CAN_CMA : 0) | (oversubscribed ? OVERSUBSCRIBED : 0);
+    int32_t *all = calloc((size_t)nranks, sizeof *all);
     if (!all) {
         shm_comm_destroy(s);
         return CHORUS_ERR(CHORUS_SYSTEM_ERROR, "out of memory");
     }
-    res = xg->allgather(xg->ctx, &okv, all, sizeof okv);
+    res = xg->allgather(xg->ctx, &facts, all, sizeof facts);
     s->cma = res == CHORUS_SUCCESS;
-    for (int q = 0; q < nranks; q++)
-        if (!all[q])
+    for (int q = 0; q < nranks; q++) {
+        if (!(all[q] & CAN_CMA))
             s->cma = 0;
+        if (all[q] & OVERSUBSCRIBED)
+            s->oversubscribed = 1;
+    }
     free(all);
+    if (s->oversubscribed != oversubscribed)
+        chorus_wait_policy_init(&s->policy, s->oversubscribed, timeout_ms);
     if (res == CHORUS_SUCCESS && !strcasecmp(cma, "on") && !s->cma)
         res = CHORUS_ERR(CHORUS_SYSTEM_ERROR, "CHORUS_CMA=on but process_vm_readv between the "
                          "ranks is not permitted (ptrace restrictions?)");
@@ -276,8 +285,9 @@ void shm_comm_destroy(struct shm_comm *s)
 void shm_comm_abort(struct shm_comm *s)
 {
     struct shm_ctrl *me = s->ctrl[s->rank];
-    int blame = s->blame >= 0 ? s->blame : shm_comm_rank(s, s->rank);
-    chorus_result_t code = s->blame >= 0 ? s->blame_code : CHORUS_REMOTE_ERROR;
+    int blamed = s->blame; /* once: the communicator's thread may be setting it */
+    int blame = blamed >= 0 ? blamed : shm_comm_rank(s, s->rank);
+    chorus_result_t code = blamed >= 0 ? (chorus_result_t)s->blame_code : CHORUS_REMOTE_ERROR;
     atomic_store(&me->abort.code, (uint32_t)code);
     atomic_store(&me->abort.blame, (uint32_t)blame + 1);
     /* Wake peers sleeping on any of my counters so they notice now. */
@@ -498,19 +508,21 @@ chorus_result_t shm_reserve(struct shm_comm *s, uint32_t step)
     return CHORUS_SUCCESS;
 }
 
-chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t remote, size_t len)
+chorus_result_t shm_cma_copy(struct shm_comm *s, int q, void *local, uint64_t remote, size_t len,
+                             int write)
 {
-    char *dst = local;
+    char *mine = local;
     while (len > 0) {
-        struct iovec l = {dst, len};
+        struct iovec l = {mine, len};
         struct iovec r = {(void *)(uintptr_t)remote, len};
-        ssize_t got = process_vm_readv(s->pids[q], &l, 1, &r, 1, 0);
+        ssize_t got = write ? process_vm_writev(s->pids[q], &l, 1, &r, 1, 0)
+                            : process_vm_readv(s->pids[q], &l, 1, &r, 1, 0);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
             int e = got < 0 ? errno : 0;
             /* The peer gone or failed (its buffer freed) explains most
-             * failures here: report that cause rather than the read's. */
+             * failures here: report that cause rather than the copy's. */
             chorus_result_t why = shm_health(s, q, 0, 0, 0);
             if (why != CHORUS_SUCCESS)
                 return why;
@@ -518,11 +530,12 @@ chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t re
              * its buffer is gone; either way rank q is the one to name. */
             chorus_result_t code =
                 e == ESRCH || e == EFAULT ? CHORUS_REMOTE_ERROR : CHORUS_SYSTEM_ERROR;
-            CHORUS_ERR(code, "%s: single-copy read of %zu bytes from rank %d failed: %s",
-                       s->label, len, shm_comm_rank(s, q), e ? strerror(e) : "no progress");
+            CHORUS_ERR(code, "%s: single-copy %s of %zu bytes %s rank %d failed: %s", s->label,
+                       write ? "write" : "read", len, write ? "to" : "from",
+                       shm_comm_rank(s, q), e ? strerror(e) : "no progress");
             return blame(s, q, code);
         }
-        dst += got;
+        mine += got;
         remote += (uint64_t)got;
         len -= (size_t)got;
     }

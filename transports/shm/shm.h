@@ -34,7 +34,8 @@ struct shm_line {
  * of its user buffer for single-copy reads), one set per workspace half. */
 struct shm_meta {
     uint64_t addr; /* sender's buffer address in its own address space */
-    char pad[SHM_LINE - sizeof(uint64_t)];
+    uint64_t len;  /* a length the readers must agree on (broadcast: the root's share) */
+    char pad[SHM_LINE - 2 * sizeof(uint64_t)];
 };
 
 /* Why a rank gave up, so the others report the root cause rather than "some
@@ -89,7 +90,7 @@ struct shm_comm {
     size_t p2p_slot;  /* bytes per eager slot, header included */
     size_t small;     /* one-shot allreduce threshold */
     size_t cma_min;   /* single copy from this many bytes per peer */
-    size_t cma_max;   /* allgather/alltoall: single copy up to this whole buffer (0: any) */
+    size_t cma_max;   /* allgather/alltoall/broadcast: single copy up to this whole buffer (0: any) */
     int cma;          /* every rank can process_vm_readv every other */
     int oversubscribed; /* more ranks than cores on this node */
     struct shm_ctrl **ctrl; /* [nranks], ctrl[rank] is mine */
@@ -110,8 +111,10 @@ struct shm_comm {
      * communicator ranks: a node level of a node-aware algorithm has its
      * own numbering, which means nothing to the user. */
     const int *comm_ranks;
-    int blame;                /* communicator rank held responsible for the last failure */
-    chorus_result_t blame_code;
+    /* communicator rank held responsible for the last failure, and its code;
+     * atomic: chorus_comm_abort reads them from another thread (TSan) */
+    _Atomic int blame;
+    _Atomic int blame_code; /* chorus_result_t */
     const char *label;        /* for error texts */
     char err_text[256];
     /* Called at every health check of a wait (about every 100 us) while set:
@@ -139,7 +142,7 @@ void shm_comm_destroy(struct shm_comm *s);
  * failure it saw, else itself) and wakes every sleeper. */
 void shm_comm_abort(struct shm_comm *s);
 
-/* Whether allgather/alltoall move blocks of `block` bytes (the whole buffer
+/* Whether allgather/alltoall/broadcast move blocks of `block` bytes (the whole buffer
  * `total`) by single copy; every rank decides alike from the same sizes. */
 static inline int shm_single_copy(const struct shm_comm *s, size_t block, size_t total)
 {
@@ -200,9 +203,15 @@ static inline void shm_mark_synced(struct shm_comm *s, uint32_t step)
 chorus_result_t shm_health(struct shm_comm *s, int q, size_t line_offset, uint32_t target,
                            int timed_out);
 
-/* Copies len bytes from rank q's address remote into local (single copy). */
-chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local, uint64_t remote,
-                             size_t len);
+/* Single copy of len bytes between local and rank q's address remote: reads
+ * into local, or with write set, writes local there. */
+chorus_result_t shm_cma_copy(struct shm_comm *s, int q, void *local, uint64_t remote, size_t len,
+                             int write);
+static inline chorus_result_t shm_cma_read(struct shm_comm *s, int q, void *local,
+                                           uint64_t remote, size_t len)
+{
+    return shm_cma_copy(s, q, local, remote, len, 0);
+}
 
 #define SHM_READY offsetof(struct shm_ctrl, ready)
 #define SHM_READY2 offsetof(struct shm_ctrl, ready2)
