@@ -639,12 +639,43 @@ static double direct_allgather_levels(const struct view *v, double m)
  * busiest port of any role over the steps in flight, plus the slowest
  * latency among them. */
 #define BCAST_MAX_STEPS 64
-struct bcast_step {
+/* One step of a pipelined multi-level plan: its level and, per role,
+ * seconds of its ports out and in and of its reductions (none in a
+ * broadcast). */
+struct slot_step {
     int level;
-    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1]; /* seconds per role */
+    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1], red[TOPO_MAX_LEVELS + 1];
 };
 
-static int bcast_steps(const struct view *v, int t, double x, struct bcast_step *st, int n)
+/* Pieces x steps of D, piece i's step s in slot i + s: a slot lasts as long
+ * as the busiest port or reducing role over the steps in flight, plus the
+ * slowest of their levels' latencies lat[level]. */
+static double price_slots(const struct view *v, const struct slot_step *st, int D, int pieces,
+                          const double *lat_of)
+{
+    double total = 0;
+    for (int slot = 0; slot < pieces + D - 1; slot++) {
+        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
+        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double red[TOPO_MAX_LEVELS + 1] = {0};
+        double busiest = 0, lat = 0;
+        for (int s = lo; s <= hi; s++) {
+            const int k = st[s].level;
+            for (int r = 0; r <= v->n; r++) {
+                out[r][k] += st[s].out[r];
+                in[r][k] += st[s].in[r];
+                red[r] += st[s].red[r];
+                busiest = fmax(busiest, fmax(fmax(out[r][k], in[r][k]), red[r]));
+            }
+            lat = fmax(lat, lat_of[k]);
+        }
+        total += busiest + lat;
+    }
+    return total;
+}
+
+static int bcast_steps(const struct view *v, int t, double x, struct slot_step *st, int n)
 {
     if (t == 0) {
         double g = v->g[0], all = x * v->b[0] / v->links[0];
@@ -680,28 +711,12 @@ static int bcast_steps(const struct view *v, int t, double x, struct bcast_step 
 
 static double pipelined_bcast(const struct view *v, double m)
 {
-    struct bcast_step st[BCAST_MAX_STEPS];
+    struct slot_step st[BCAST_MAX_STEPS];
     const int D = bcast_steps(v, v->n - 1, m / hier_bcast_pieces((uint64_t)m, 0), st, 0);
     const int pieces = hier_bcast_pieces((uint64_t)m, 0);
     if (D < 0 || D != hier_bcast_steps(v->n))
         return -1;
-    double total = 0;
-    for (int slot = 0; slot < pieces + D - 1; slot++) {
-        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
-        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double busiest = 0, lat = 0;
-        for (int s = lo; s <= hi; s++) {
-            for (int r = 0; r <= v->n; r++) {
-                out[r][st[s].level] += st[s].out[r];
-                in[r][st[s].level] += st[s].in[r];
-                busiest = fmax(busiest, fmax(out[r][st[s].level], in[r][st[s].level]));
-            }
-            lat = fmax(lat, v->a[st[s].level]);
-        }
-        total += busiest + lat;
-    }
-    return total;
+    return price_slots(v, st, D, pieces, v->a);
 }
 
 /* The reduce with direct on every level (algos/hier_reduce_plan.c), slot
@@ -713,11 +728,6 @@ static double pipelined_bcast(const struct view *v, double m)
  * the busiest port or reducing rank over the steps in flight, plus the
  * slowest latency among them (to a level's farthest member: a step's
  * chunks go to all its peers). */
-struct reduce_step {
-    int level;
-    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1], red[TOPO_MAX_LEVELS + 1];
-};
-
 /* Seconds for a rank to move x bytes at level k in one step of a
  * reduce-scatter among m: chunked over every link up to
  * DIRECT_CHUNKED_MAX participants, else to one peer. */
@@ -726,7 +736,7 @@ static double rs_port(const struct view *v, int k, int m, double x)
     return x * v->b[k] / (m <= DIRECT_CHUNKED_MAX ? fmin(v->links[k], m - 1) : 1);
 }
 
-static int reduce_steps(const struct view *v, int t, double x, struct reduce_step *st, int n,
+static int reduce_steps(const struct view *v, int t, double x, struct slot_step *st, int n,
                         int max)
 {
     for (int k = 0; k < t; k++) { /* the others reduce-scatter inside, innermost first */
@@ -769,31 +779,13 @@ static double pipelined_reduce(const struct view *v, double m, uint64_t min_byte
     for (int k = 0; k < v->n; k++)
         g[k] = v->g[k];
     D = hier_reduce_steps(v->n, g);
-    struct reduce_step *st = malloc((size_t)D * sizeof *st);
+    struct slot_step *st = malloc((size_t)D * sizeof *st);
     const int pieces = hier_reduce_pieces((uint64_t)m, min_bytes);
     if (!st || reduce_steps(v, v->n - 1, m / pieces, st, 0, D) != D) {
         free(st);
         return -1;
     }
-    double total = 0;
-    for (int slot = 0; slot < pieces + D - 1; slot++) {
-        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
-        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double red[TOPO_MAX_LEVELS + 1] = {0};
-        double busiest = 0, lat = 0;
-        for (int s = lo; s <= hi; s++) {
-            const int k = st[s].level;
-            for (int r = 0; r <= v->n; r++) {
-                out[r][k] += st[s].out[r];
-                in[r][k] += st[s].in[r];
-                red[r] += st[s].red[r];
-                busiest = fmax(busiest, fmax(fmax(out[r][k], in[r][k]), red[r]));
-            }
-            lat = fmax(lat, v->a_far[k]); /* every step reaches all its peers */
-        }
-        total += busiest + lat;
-    }
+    const double total = price_slots(v, st, D, pieces, v->a_far); /* a step reaches all its peers */
     free(st);
     return total;
 }
