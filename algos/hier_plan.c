@@ -27,7 +27,8 @@
  *    (one message per peer group); copy steps regroup blocks in between.
  *  - broadcast: outermost level first, among the ranks sharing the root's
  *    inner coordinates (with direct on every level, the pipelined broadcast
- *    of hier_bcast_plan.c); reduce: the mirror, innermost first.
+ *    of hier_bcast_plan.c); reduce: the mirror, innermost first (with
+ *    direct on every level, the pipelined reduce of hier_reduce_plan.c).
  *  - barrier: one dissemination per level, innermost first (every rank
  *    takes part at every level, so no release phase is needed).
  *  - alltoallv: flat: a rank forwarding other ranks' blocks would need
@@ -118,8 +119,12 @@ static chorus_result_t check_algo(const struct hier *h, int t, coll_kind_t kind)
 
 /* Every active level's algorithm implements the phases it will run, for
  * any count: a refusal must not depend on the data size. */
+static int all_direct(const struct hier *h);
+
 static chorus_result_t check_algos(const struct hier *h)
 {
+    if (h->a->kind == COLL_REDUCE && h->n > 1 && all_direct(h))
+        return CHORUS_SUCCESS; /* no flat direct reduce: the composed one is its own */
     for (int t = 0; t < h->n; t++) {
         coll_kind_t k = h->a->kind;
         if (k == COLL_ALLREDUCE && t < h->n - 1) {
@@ -814,6 +819,8 @@ static chorus_result_t reduce(struct hier *h)
     plan_buf_t cur = PLAN_SENDBUF;
     if (!bytes)
         return CHORUS_SUCCESS;
+    if (all_direct(h)) /* every level's ports carry the vector: algos/hier_reduce_plan.c */
+        return hier_reduce_pipelined(h->p, a, h->n, h->g, h->stride, h->ha->pipe_min_bytes);
     for (int t = 0; t < h->n && with_root_below(h, t); t++) {
         const int rc = root_coord(h, t);
         const algo_t algo = level_algo(h, t, COLL_REDUCE, bytes);

@@ -67,6 +67,21 @@ int hier_bcast_steps(int nactive);
 chorus_result_t hier_bcast_pipelined(struct plan *p, const struct plan_args *a, int n,
                                      const int *group, const int *stride, uint64_t min_bytes);
 
+/* Reduce with direct on every level (algos/hier_reduce_plan.c): the
+ * broadcast above run backwards, its reduce-scatters chunked (a rank's
+ * incoming sums never land on one range in one step), in the broadcast's
+ * pieces. The tuner prices the same. */
+/* Steps of one piece over nactive levels of group[t] members. */
+int hier_reduce_steps(int nactive, const int *group);
+/* Pieces of at least min_bytes (0: HIER_BCAST_MIN_PIECE), at most
+ * HIER_REDUCE_MAX_PIECES: a piece takes D steps (dozens), and the fill and
+ * drain cost about D slots, so more pieces pay off (each slot's latency
+ * against D slots of fill and drain); the tuner chooses min_bytes. */
+#define HIER_REDUCE_MAX_PIECES 128
+int hier_reduce_pieces(uint64_t bytes, uint64_t min_bytes);
+chorus_result_t hier_reduce_pipelined(struct plan *p, const struct plan_args *a, int n,
+                                      const int *group, const int *stride, uint64_t min_bytes);
+
 struct hier_args {
     struct plan_args base; /* kind, nranks (= product of groups), rank, count, esize, root,
                               in_place; alltoallv counts as for flat plans */

@@ -152,8 +152,8 @@ static chorus_result_t composed_run(chorus_comm_t comm, const struct coll_args *
         h.group[i] = t->levels[i].group;
         h.algo[i] = c->level_algo[i];
     }
-    /* the pipelined allreduce's segment, as the tuner priced it */
-    h.pipe_min_bytes = a->kind == COLL_ALLREDUCE ? c->segment : 0;
+    /* the pipelined allreduce's segment or reduce's piece, as the tuner priced it */
+    h.pipe_min_bytes = a->kind == COLL_ALLREDUCE || a->kind == COLL_REDUCE ? c->segment : 0;
     plan_free(&comm->plan);
     CHORUS_CHECK(hier_plan(&comm->plan, &h));
     LOG_TRACE("coll", "%s: %s composed over %d levels (%d steps)", comm->label,

@@ -28,8 +28,24 @@ struct peer_info {
     int32_t pid;
     int32_t npus;
     int32_t package, numa; /* of its binding, -1 when it spans several */
+    uint64_t cpus[CHORUS_NODE_CPU_WORDS]; /* the CPUs it may run on */
     struct watchdog_card watchdog; /* where its straggler watchdog listens */
 };
+
+/* CPUs the ranks on my host may run on between them (the union of their
+ * masks; at least my own count, as CPUs from 1024 on are not in the masks). */
+static int host_pus(const struct peer_info *peers, int nranks, uint64_t host_id, int my_pus)
+{
+    int n = 0;
+    for (int w = 0; w < CHORUS_NODE_CPU_WORDS; w++) {
+        uint64_t any = 0;
+        for (int q = 0; q < nranks; q++)
+            if (peers[q].host_id == host_id)
+                any |= peers[q].cpus[w];
+        n += __builtin_popcountll(any);
+    }
+    return n > my_pus ? n : my_pus;
+}
 
 /* Tunables that change which messages a rank sends: ranks that disagree on
  * them would wait on each other forever, so init refuses the mix. */
@@ -286,7 +302,8 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
     CHORUS_CHECK(comm_tuning_load(comm));
     const struct chorus_node_info *node = chorus_node_info();
     struct peer_info mine = {0, agree_hash(t, comm_tuning_hash(comm)), (int32_t)getpid(),
-                             node->npus, node->package, node->numa, {{0}, {0}}};
+                             node->npus, node->package, node->numa, {0}, {{0}, {0}}};
+    memcpy(mine.cpus, node->cpus, sizeof mine.cpus);
     CHORUS_CHECK(chorus_node_host_id(&mine.host_id));
     watchdog_prepare(comm, id, &mine.watchdog);
     struct peer_info *peers = calloc((size_t)comm->nranks, sizeof *peers);
@@ -321,15 +338,20 @@ static chorus_result_t connect_ranks(chorus_comm_t comm, const chorus_unique_id_
                          "%016llx) but CHORUS_TRANSPORT=shm joins ranks of one node only",
                          comm->label, other_host, (unsigned long long)peers[0].host_id,
                          (unsigned long long)peers[other_host].host_id);
+    const int pus = res == CHORUS_SUCCESS
+                        ? host_pus(peers, comm->nranks, mine.host_id, node->npus) : 1;
     free(peers);
     CHORUS_CHECK(res);
     const struct comm_layout *l = &comm->layout;
     int forced_net = !strcmp(mode, "tcp") || !strcmp(mode, "rdma");
     int use_net = l->nhosts > 1 || forced_net;
     int use_shm = !forced_net;
-    /* Ranks outnumbering cores must not spin: the one we wait for needs our core. */
+    /* Ranks outnumbering cores must not spin: the one we wait for needs our
+     * core. Counted against the CPUs the host's ranks may run on between
+     * them: ranks bound one per core (Open MPI's and Slurm's default) have a
+     * core each, though each process sees only one. */
     int oversubscribed = !strcasecmp(t->OVERSUBSCRIBED, "auto")
-                             ? l->local_size > chorus_node_info()->npus
+                             ? l->local_size > pus
                              : !strcasecmp(t->OVERSUBSCRIBED, "yes");
     if (use_shm) {
         struct shm_exchange xg = {host_allgather, comm};

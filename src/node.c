@@ -20,13 +20,23 @@
 static struct chorus_node_info info;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* Also fills info.cpus; without an affinity mask, as if bound to CPUs
+ * 0 .. n - 1 (every rank of the node the same: no union gained). */
 static int affinity_pus(void)
 {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+        for (int c = 0; c < CHORUS_NODE_CPU_WORDS * 64 && c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &set))
+                info.cpus[c / 64] |= 1ull << (c % 64);
+        return CPU_COUNT(&set);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    n = online > 0 ? (int)online : 1;
+    for (int c = 0; c < n && c < CHORUS_NODE_CPU_WORDS * 64; c++)
+        info.cpus[c / 64] |= 1ull << (c % 64);
+    return n;
 }
 
 static void detect(void)

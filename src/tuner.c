@@ -32,6 +32,7 @@ struct view {
     int g[TOPO_MAX_LEVELS];            /* members */
     int topo_level[TOPO_MAX_LEVELS];   /* index in the topology */
     double a[TOPO_MAX_LEVELS];         /* seconds per message across the level */
+    double a_far[TOPO_MAX_LEVELS];     /* ... to the farthest member (multi-hop levels) */
     double b[TOPO_MAX_LEVELS];         /* seconds per byte over one port or link */
     double links[TOPO_MAX_LEVELS];     /* links a rank drives at once (full mesh: g-1) */
     long stride[TOPO_MAX_LEVELS + 1];  /* positions per member group; stride[n] = p */
@@ -40,6 +41,19 @@ struct view {
     double copy;                       /* seconds per byte copied locally */
     int soft[TOPO_MAX_LEVELS];         /* kernel network stack: posting cost, incast */
 };
+
+/* Hops to the farthest member of a torus / open mesh or ring level (1 on
+ * the others): a step that talks to every member waits for that one. */
+static double far_hops(const struct topo_level *l)
+{
+    double h = 0;
+    if (l->shape == TOPO_SHAPE_RING)
+        h = l->group / 2;
+    else if (l->shape == TOPO_SHAPE_TORUS)
+        for (int d = 0; d < 3; d++)
+            h += l->dims[d] > 1 ? (l->wrap ? l->dims[d] / 2 : l->dims[d] - 1) : 0;
+    return h < 1 ? 1 : h;
+}
 
 /* Average hops between two members of a torus / open mesh level. */
 static double torus_hops(const struct topo_level *l)
@@ -82,6 +96,7 @@ static void view_of(const struct topo *t, struct view *v)
         v->g[k] = l->group;
         v->topo_level[k] = i;
         v->a[k] = l->latency * (l->shape == TOPO_SHAPE_TORUS ? torus_hops(l) : 1);
+        v->a_far[k] = l->latency * far_hops(l);
         v->b[k] = (l->shape == TOPO_SHAPE_CLOS ? l->oversub : 1) / l->bw;
         v->links[k] = level_links(l);
         v->soft[k] = !strcmp(l->link, "net") || !strcmp(l->link, "tcp");
@@ -624,12 +639,43 @@ static double direct_allgather_levels(const struct view *v, double m)
  * busiest port of any role over the steps in flight, plus the slowest
  * latency among them. */
 #define BCAST_MAX_STEPS 64
-struct bcast_step {
+/* One step of a pipelined multi-level plan: its level and, per role,
+ * seconds of its ports out and in and of its reductions (none in a
+ * broadcast). */
+struct slot_step {
     int level;
-    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1]; /* seconds per role */
+    double out[TOPO_MAX_LEVELS + 1], in[TOPO_MAX_LEVELS + 1], red[TOPO_MAX_LEVELS + 1];
 };
 
-static int bcast_steps(const struct view *v, int t, double x, struct bcast_step *st, int n)
+/* Pieces x steps of D, piece i's step s in slot i + s: a slot lasts as long
+ * as the busiest port or reducing role over the steps in flight, plus the
+ * slowest of their levels' latencies lat[level]. */
+static double price_slots(const struct view *v, const struct slot_step *st, int D, int pieces,
+                          const double *lat_of)
+{
+    double total = 0;
+    for (int slot = 0; slot < pieces + D - 1; slot++) {
+        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
+        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
+        double red[TOPO_MAX_LEVELS + 1] = {0};
+        double busiest = 0, lat = 0;
+        for (int s = lo; s <= hi; s++) {
+            const int k = st[s].level;
+            for (int r = 0; r <= v->n; r++) {
+                out[r][k] += st[s].out[r];
+                in[r][k] += st[s].in[r];
+                red[r] += st[s].red[r];
+                busiest = fmax(busiest, fmax(fmax(out[r][k], in[r][k]), red[r]));
+            }
+            lat = fmax(lat, lat_of[k]);
+        }
+        total += busiest + lat;
+    }
+    return total;
+}
+
+static int bcast_steps(const struct view *v, int t, double x, struct slot_step *st, int n)
 {
     if (t == 0) {
         double g = v->g[0], all = x * v->b[0] / v->links[0];
@@ -665,27 +711,82 @@ static int bcast_steps(const struct view *v, int t, double x, struct bcast_step 
 
 static double pipelined_bcast(const struct view *v, double m)
 {
-    struct bcast_step st[BCAST_MAX_STEPS];
+    struct slot_step st[BCAST_MAX_STEPS];
     const int D = bcast_steps(v, v->n - 1, m / hier_bcast_pieces((uint64_t)m, 0), st, 0);
     const int pieces = hier_bcast_pieces((uint64_t)m, 0);
     if (D < 0 || D != hier_bcast_steps(v->n))
         return -1;
-    double total = 0;
-    for (int slot = 0; slot < pieces + D - 1; slot++) {
-        int lo = slot - pieces + 1 > 0 ? slot - pieces + 1 : 0, hi = slot < D - 1 ? slot : D - 1;
-        double out[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double in[TOPO_MAX_LEVELS + 1][TOPO_MAX_LEVELS] = {{0}};
-        double busiest = 0, lat = 0;
-        for (int s = lo; s <= hi; s++) {
-            for (int r = 0; r <= v->n; r++) {
-                out[r][st[s].level] += st[s].out[r];
-                in[r][st[s].level] += st[s].in[r];
-                busiest = fmax(busiest, fmax(out[r][st[s].level], in[r][st[s].level]));
-            }
-            lat = fmax(lat, v->a[st[s].level]);
+    return price_slots(v, st, D, pieces, v->a);
+}
+
+/* The reduce with direct on every level (algos/hier_reduce_plan.c), slot
+ * by slot as the broadcast: piece i runs its step s in slot i + s. Roles:
+ * t + 1 the ranks outside the root's level-t member (they reduce-scatter
+ * inside it, then across level t), t the ranks that take in sums across
+ * level t and above (0 the root); each step loads some roles' ports at one
+ * level, out and in apart, and their reductions; a slot lasts as long as
+ * the busiest port or reducing rank over the steps in flight, plus the
+ * slowest latency among them (to a level's farthest member: a step's
+ * chunks go to all its peers). */
+/* Seconds for a rank to move x bytes at level k in one step of a
+ * reduce-scatter among m: chunked over every link up to
+ * DIRECT_CHUNKED_MAX participants, else to one peer. */
+static double rs_port(const struct view *v, int k, int m, double x)
+{
+    return x * v->b[k] / (m <= DIRECT_CHUNKED_MAX ? fmin(v->links[k], m - 1) : 1);
+}
+
+static int reduce_steps(const struct view *v, int t, double x, struct slot_step *st, int n,
+                        int max)
+{
+    for (int k = 0; k < t; k++) { /* the others reduce-scatter inside, innermost first */
+        double own = x / (double)v->stride[k + 1];
+        for (int s = 0; s < v->g[k] - 1; s++, n++) {
+            if (n >= max)
+                return -1;
+            memset(&st[n], 0, sizeof *st);
+            st[n].level = k;
+            st[n].out[t + 1] = st[n].in[t + 1] = rs_port(v, k, v->g[k], own);
+            st[n].red[t + 1] = own * v->gamma;
         }
-        total += busiest + lat;
     }
+    const int m = v->g[t] - 1;
+    const double whole = x / (double)v->stride[t], own = whole / m;
+    for (int s = 0; s <= m - 1; s++, n++) { /* across: reduce-scatter, then the sums go in */
+        if (n >= max)
+            return -1;
+        memset(&st[n], 0, sizeof *st);
+        st[n].level = t;
+        if (s < m - 1) {
+            st[n].out[t + 1] = st[n].in[t + 1] = rs_port(v, t, m, own);
+            st[n].red[t + 1] = own * v->gamma;
+            continue;
+        }
+        st[n].out[t + 1] = own * v->b[t] / v->links[t]; /* the links the others' chunks left */
+        for (int r = 0; r <= t; r++) {
+            st[n].in[r] = whole * v->b[t] / fmin(v->links[t], m);
+            st[n].red[r] = whole * v->gamma;
+        }
+    }
+    return t > 0 ? reduce_steps(v, t - 1, x, st, n, max) : n;
+}
+
+static double pipelined_reduce(const struct view *v, double m, uint64_t min_bytes)
+{
+    int g[TOPO_MAX_LEVELS], D;
+    if (v->n < 2) /* one level: hier builds the flat plan, and direct has no reduce */
+        return -1;
+    for (int k = 0; k < v->n; k++)
+        g[k] = v->g[k];
+    D = hier_reduce_steps(v->n, g);
+    struct slot_step *st = malloc((size_t)D * sizeof *st);
+    const int pieces = hier_reduce_pieces((uint64_t)m, min_bytes);
+    if (!st || reduce_steps(v, v->n - 1, m / pieces, st, 0, D) != D) {
+        free(st);
+        return -1;
+    }
+    const double total = price_slots(v, st, D, pieces, v->a_far); /* a step reaches all its peers */
+    free(st);
     return total;
 }
 
@@ -909,10 +1010,33 @@ static double plan_hier_cost(const struct view *v, coll_kind_t kind, double m,
         keep_levels(v, top, &seq, d);
         return t;
     }
-    case COLL_REDUCE:
+    case COLL_REDUCE: {
+        /* level by level, against direct on every level (the plan then
+         * runs the pipelined reduce of algos/hier_reduce_plan.c) */
+        struct tuner_choice seq = {0};
         for (int k = top; k >= 0; k--)
-            t += phase(v, k, kind, m, d);
+            t += phase(v, k, kind, m, &seq);
+        /* the piece chosen too: more pieces shorten the fill and drain
+         * (about one slot per step of a piece) but each slot pays a latency */
+        uint64_t piece = 0;
+        for (int lg = PIPE_SEG_MAX_LOG2; lg >= PIPE_SEG_MIN_LOG2; lg--) { /* ties: larger */
+            double tp = pipelined_reduce(v, m, (uint64_t)1 << lg);
+            if (tp >= 0 && tp < t) {
+                t = tp;
+                piece = (uint64_t)1 << lg;
+            }
+        }
+        if (piece)
+            for (int k = 0; k <= top; k++)
+                seq.level_algo[v->topo_level[k]] = ALGO_DIRECT;
+        keep_levels(v, top, &seq, d);
+        if (d) /* named only where it differs from the plan's default */
+            d->segment = hier_reduce_pieces((uint64_t)m, piece) ==
+                                 hier_reduce_pieces((uint64_t)m, 0)
+                             ? 0
+                             : (size_t)piece;
         return t;
+    }
     case COLL_BARRIER:
         for (int k = 0; k <= top; k++)
             t += phase(v, k, COLL_BARRIER, 0, d);

@@ -14,7 +14,8 @@
 #      shared memory and TCP, test_coll np=2 and 3 on shared memory, np=3 over TCP and
 #      2x2 fake hosts, test_p2p, test_comm, test_mpi_interpose, test_watchdog; any report
 #      fails its test (tests/tsan.supp: MPI's libraries only)
-#   6. valgrind memcheck: small np=2 runs of test_coll (shared memory and TCP), test_p2p, and
+#   6. valgrind memcheck: small np=2 runs of test_coll (allreduce and broadcast in shared
+#      memory, allreduce over TCP), test_p2p, and
 #      test_tcp with leak checking
 # Ends with one "N passed, N failed" line summing every stage; exit status 0
 # iff nothing failed.
@@ -216,6 +217,10 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ] && [ -x "$ROOT/build/tests/test_coll" ]; then
         step "valgrind: test_coll np=2 allreduce (small)" \
             timeout -k 10 900 "$MPIRUN" -np 2 "$ROOT/build/libtool" --mode=execute "${vg[@]}" \
             "$ROOT/build/tests/test_coll" --quick --no-large --coll allreduce --max-count 4097
+        # broadcast from 16 KiB moves by single copy, the root writing into the readers
+        step "valgrind: test_coll np=2 broadcast (up to 160 KiB)" \
+            timeout -k 10 900 "$MPIRUN" -np 2 "$ROOT/build/libtool" --mode=execute "${vg[@]}" \
+            "$ROOT/build/tests/test_coll" --quick --no-large --coll broadcast --max-count 40000
         step "valgrind: test_p2p np=2 (quick)" \
             timeout -k 10 900 "$MPIRUN" -np 2 "$ROOT/build/libtool" --mode=execute "${vg[@]}" \
             "$ROOT/build/tests/test_p2p" --quick --small

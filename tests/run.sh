@@ -429,6 +429,18 @@ else
         run_test "test_coll np=2 --quick [OVERSUBSCRIBED=yes SHM_CHUNK=64K]" 300 \
             env CHORUS_OVERSUBSCRIBED=yes CHORUS_SHM_CHUNK=64K \
             "$MPIRUN" -np 2 "$T/test_coll" --quick --large-mib 8 --seed 37
+        # oversubscription counts the CPUs a node's ranks may run on between them: one
+        # rank bound to each core is not oversubscribed, two per core are
+        run_test "oversubscription: ranks bound one per core (not), two per core (yes)" 120 \
+            bash -c 'n=$(nproc); for per in 1 2; do
+                want=$([ $per = 1 ] && echo no || echo yes)
+                out=$(CHORUS_LOG_LEVEL=info "$1" -bind-to core -np $((n * per)) "$2" \
+                      --quick --no-large --coll broadcast --max-count 40000 2>&1) ||
+                    { echo "$out" | tail -5; exit 1; }
+                got=$(echo "$out" | grep -c "oversubscribed $want\$")
+                echo "$((n * per)) ranks bound to $n cores: $got of $((n * per)) say oversubscribed $want"
+                [ "$got" = $((n * per)) ] || exit 1
+            done' _ "$MPIRUN" "$T/test_coll"
         # allgather/alltoall switching from single copy to the workspace at 1 MiB
         run_test "test_coll np=3 --quick [CMA_MAX=1M]" 300 \
             env CHORUS_CMA_MAX=1M "$MPIRUN" -np 3 "$T/test_coll" --quick --large-mib 8 --seed 29

@@ -426,10 +426,15 @@ static int supports(algo_t a, coll_kind_t k)
 /* 1 if some active level's algorithm lacks a phase it runs there. */
 static int should_refuse(const struct tcase *c)
 {
-    int top = -1;
+    int top = -1, active = 0, direct = 0;
     for (int i = 0; i < c->nlevels; i++)
-        if (c->group[i] > 1)
+        if (c->group[i] > 1) {
             top = i;
+            active++;
+            direct += c->algo[i] == ALGO_DIRECT;
+        }
+    if (c->kind == COLL_REDUCE && active > 1 && direct == active)
+        return 0; /* the composed direct reduce (algos/hier_reduce_plan.c) */
     for (int i = 0; i < c->nlevels; i++) {
         if (c->group[i] == 1)
             continue;
@@ -555,6 +560,58 @@ static void sweep_shape(const struct shape *s, int quick)
  * the sweep make several; results right, in and out of place, with a tail
  * after the segments, and the plan really pipelined (fewer steps than the
  * segments run one after another). */
+/* Broadcast or reduce with direct on every level (the pipelined multi-level
+ * plans): every root (every 3rd when quick, every 7th on more than 24
+ * ranks), in and out of place, odd counts; at least one case must be cut
+ * into overlapping pieces, which take fewer steps than pieces x steps. */
+static void sweep_rooted_pipelined(coll_kind_t kind, const struct shape *shapes, size_t nshapes,
+                                   int quick)
+{
+    static const size_t counts[] = {1, 2, 7, 64, 301, 1001, 32768};
+    const char *what = kind == COLL_BROADCAST ? "broadcast" : "reduce";
+    int piped = 0;
+    for (size_t si = 0; si < nshapes; si++) {
+        const struct shape *s = &shapes[si];
+        const int n = shape_n(s), big = n > 24;
+        int active = 0, g[HIER_MAX_LEVELS];
+        for (int i = 0; i < s->nlevels; i++)
+            if (s->group[i] > 1)
+                g[active++] = s->group[i];
+        const int steps = kind == COLL_BROADCAST ? hier_bcast_steps(active)
+                                                 : hier_reduce_steps(active, g);
+        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+            for (int ip = 0; ip < 2; ip++) {
+                for (int root = 0; root < n; root++) {
+                    if ((quick || big) && (root + (int)ci + ip) % (big ? 7 : 3))
+                        continue;
+                    struct tcase c = {.kind = kind, .nlevels = s->nlevels, .n = n,
+                                      .count = counts[ci], .in_place = ip, .root = root,
+                                      .type = moving[ci % 2].type, .op = moving[ci % 2].op,
+                                      .pipe_min = 24};
+                    memcpy(c.group, s->group, sizeof c.group);
+                    for (int i = 0; i < s->nlevels; i++)
+                        c.algo[i] = ALGO_DIRECT;
+                    const uint64_t bytes = c.count * chorus_type_size(c.type);
+                    const int np = kind == COLL_BROADCAST ? hier_bcast_pieces(bytes, c.pipe_min)
+                                                          : hier_reduce_pieces(bytes, c.pipe_min);
+                    if (np >= 4 && build_all(&c) == 0) { /* overlapping: fewer steps */
+                        checks++;
+                        if (W.plans[root].nsteps >= np * steps)
+                            FAIL("%s on %d ranks: %d pieces in %d steps, not pipelined", what,
+                                 n, np, W.plans[root].nsteps);
+                        piped++;
+                        free_all(&c);
+                    }
+                    run_case(&c, 0);
+                }
+            }
+        }
+    }
+    checks++;
+    if (piped == 0)
+        FAIL("no %s was cut into overlapping pieces", what);
+}
+
 static void sweep_pipelined(int quick)
 {
     static const struct shape shapes[] = {{2, {2, 2}}, {2, {4, 2}}, {3, {2, 2, 2}}, {2, {2, 4}},
@@ -664,44 +721,15 @@ static void sweep_pipelined(int quick)
     static const struct shape bshapes[] = {{2, {2, 2}}, {2, {3, 2}}, {2, {2, 3}},
                                            {3, {2, 3, 2}}, {3, {2, 1, 3}}, {3, {3, 2, 2}},
                                            {2, {5, 3}}, {4, {2, 2, 2, 2}}};
-    int bcast_piped = 0;
-    for (size_t si = 0; si < sizeof bshapes / sizeof *bshapes; si++) {
-        const struct shape *s = &bshapes[si];
-        const int n = shape_n(s);
-        static const size_t bcounts[] = {1, 2, 7, 64, 301, 1001, 32768};
-        int active = 0;
-        for (int i = 0; i < s->nlevels; i++)
-            active += s->group[i] > 1;
-        for (size_t ci = 0; ci < sizeof bcounts / sizeof *bcounts; ci++) {
-            for (int ip = 0; ip < 2; ip++) {
-                for (int root = 0; root < n; root++) {
-                    if (quick && (root + (int)ci + ip) % 3)
-                        continue;
-                    struct tcase c = {.kind = COLL_BROADCAST, .nlevels = s->nlevels, .n = n,
-                                      .count = bcounts[ci], .in_place = ip, .root = root,
-                                      .type = moving[ci % 2].type, .op = moving[ci % 2].op,
-                                      .pipe_min = 24};
-                    memcpy(c.group, s->group, sizeof c.group);
-                    for (int i = 0; i < s->nlevels; i++)
-                        c.algo[i] = ALGO_DIRECT;
-                    const uint64_t bytes = c.count * chorus_type_size(c.type);
-                    const int np = hier_bcast_pieces(bytes, c.pipe_min);
-                    if (np >= 4 && build_all(&c) == 0) { /* overlapping: fewer steps */
-                        checks++;
-                        if (W.plans[root].nsteps >= np * hier_bcast_steps(active))
-                            FAIL("broadcast on %d ranks: %d pieces in %d steps, not pipelined",
-                                 n, np, W.plans[root].nsteps);
-                        bcast_piped++;
-                        free_all(&c);
-                    }
-                    run_case(&c, 0);
-                }
-            }
-        }
-    }
-    checks++;
-    if (bcast_piped == 0)
-        FAIL("no broadcast was cut into overlapping pieces");
+    sweep_rooted_pipelined(COLL_BROADCAST, bshapes, sizeof bshapes / sizeof *bshapes, quick);
+    /* reduce with direct on every level: the broadcast backwards, its
+     * reduce-scatters chunked; 18 members run the reduce-scatters one peer
+     * per step (above DIRECT_CHUNKED_MAX), at level 0 and across */
+    static const struct shape rshapes[] = {{2, {2, 2}}, {2, {3, 2}}, {2, {2, 3}},
+                                           {3, {2, 3, 2}}, {3, {2, 1, 3}}, {3, {3, 2, 2}},
+                                           {2, {5, 3}}, {4, {2, 2, 2, 2}}, {3, {2, 4, 3}},
+                                           {2, {18, 2}}, {2, {2, 18}}};
+    sweep_rooted_pipelined(COLL_REDUCE, rshapes, sizeof rshapes / sizeof *rshapes, quick);
     checks++;
     if (rs_piped == 0)
         FAIL("no reduce_scatter was cut into pieces");

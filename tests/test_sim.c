@@ -476,11 +476,24 @@ static const struct shortfall known_short[] = {
      "allgather), so the 4 slots of fill and drain cost full slots, and each slot pays the "
      "3.5 us RoCE latency (16 MiB pieces simulate at 75%; 4 MiB ones are priced slower)"},
     {"cloudmatrix384", "reduce",
-     "the pipelined double binary tree reversed over all ranks (26-30%), at the Clos port's "
-     "pace as broadcast; the bound needs a pipelined reduce-scatter inside a server and a "
-     "reduce of the shards across: not written"},
-    {"metax-c550-128", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
-    {"8gpu-roce400", "reduce", "as cloudmatrix384 (the tree runs at the RoCE port's pace)"},
+     "hier(direct,direct,direct), the pipelined multi-level reduce, 32-34%: in the root's die "
+     "pair the partner, the one other member, sends every whole piece over the one 210 GB/s "
+     "link (54% of the bound at most, as the broadcast), a piece takes 64 steps (46 of them the "
+     "one-peer-per-step reduce-scatter among the 47 other servers' ranks) so the fill and drain "
+     "cost about 63 slots against at most 128 pieces, and it simulates 7-16% slower than priced"},
+    {"metax-c550-128", "reduce",
+     "hier(direct,direct,direct), 38-47%: the root takes every piece in through its server's "
+     "full mesh (315 GB/s of the bound's 360: 87% at most), a piece takes 36 steps, whose fill "
+     "and drain cost nearly full slots against 64 (256 MiB) or 128 pieces, each slot paying the "
+     "3 us RoCE latency, and it simulates 11-17% slower than priced"},
+    {"8gpu-roce400", "reduce",
+     "hier(direct,direct), 52-62%: every port carries at most its bound's share of a piece, but "
+     "a piece takes 29 steps (7 reducing inside a server, 15 across RoCE, 7 in the root's "
+     "server), each port busy in a few of them, so one port or another is near full in every "
+     "fill and drain slot (28 more slots against 64 or 128 pieces, each paying 3.5 us RoCE "
+     "latency); 256 pieces simulate at 65% at 1 GiB (not allowed: at 256 the 768-rank "
+     "cloudmatrix384 simulation of 1 GiB takes 2.6 GB and a minute), "
+     "and it simulates 7-15% slower than priced"},
     {"gb200-nvl72", "reduce",
      "pipelined double binary tree reversed, 68-77% (ring 48-50%): each of the ~270 steps "
      "pays 0.6 us, and an interior rank's two arriving sums are reduced one after the other "

@@ -37,7 +37,7 @@ static chorus_result_t build_one(const struct topo *t, const struct sim_coll *c,
         h.group[i] = t->levels[i].group;
         h.algo[i] = c->level_algo[i];
     }
-    h.pipe_min_bytes = c->kind == COLL_ALLREDUCE ? c->segment : 0;
+    h.pipe_min_bytes = c->kind == COLL_ALLREDUCE || c->kind == COLL_REDUCE ? c->segment : 0;
     return hier_plan(p, &h);
 #else
     (void)t;

@@ -257,8 +257,9 @@ chorus_result_t shm_comm_create(struct shm_comm **out, const struct shm_exchange
         shm_comm_destroy(s);
         return res;
     }
-    LOG_INFO("shm", "rank %d: %d ranks, %zu-byte segments, chunk %zu, single copy %s", rank,
-             nranks, s->seg_bytes, s->chunk, s->cma ? "on" : "off");
+    LOG_INFO("shm", "rank %d: %d ranks, %zu-byte segments, chunk %zu, single copy %s, "
+             "oversubscribed %s", rank, nranks, s->seg_bytes, s->chunk, s->cma ? "on" : "off",
+             s->oversubscribed ? "yes" : "no");
     *out = s;
     return CHORUS_SUCCESS;
 }
