@@ -110,55 +110,48 @@ chorus_result_t shm_zcopy_reduce_scatter(struct shm_comm *s, const void *sendbuf
     return all_done(s, call.step);
 }
 
-/* Each rank copies every peer's block from the peer's send buffer. The
- * caller has copied this rank's own block already. */
-chorus_result_t shm_zcopy_allgather(struct shm_comm *s, const void *sendbuf, void *recvbuf,
-                                    size_t sendcount, chorus_datatype_t type, int *done)
+/* Copies block q of recv from rank q's published send buffer at offset
+ * `from` (each peer's), for every peer q, once every rank agreed to zero
+ * copy on `mine` (len bytes; NULL declines). The caller has copied this
+ * rank's own block already. */
+static chorus_result_t copy_peer_blocks(struct shm_comm *s, const void *mine, size_t len,
+                                        char *recv, size_t block, size_t from, size_t total,
+                                        int *done)
 {
     const int n = s->nranks, me = s->rank;
-    const size_t block = sendcount * chorus_type_size(type);
-    char *recv = recvbuf;
     *done = 0;
-    if (!wanted(s, block * (size_t)n))
+    if (!wanted(s, total))
         return CHORUS_SUCCESS;
     struct shm_zcopy_call call;
     int go;
-    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf, block, NULL, 0, SHM_ZC_NEED_SEND, &call, &go));
+    CHORUS_CHECK(shm_zcopy_begin(s, mine, len, NULL, 0, SHM_ZC_NEED_SEND, &call, &go));
     if (!go)
         return CHORUS_SUCCESS;
     *done = 1;
-    const int stream = chorus_copy_streaming(block * (size_t)n);
+    const int stream = chorus_copy_streaming(total);
     for (int i = 1; i < n; i++) {
         int q = (me + i) % n;
-        chorus_copy(recv + (size_t)q * block, call.send[q], block, stream);
+        chorus_copy(recv + (size_t)q * block, call.send[q] + from, block, stream);
     }
     return all_done(s, call.step);
 }
 
+/* Each rank copies every peer's block from the peer's send buffer. */
+chorus_result_t shm_zcopy_allgather(struct shm_comm *s, const void *sendbuf, void *recvbuf,
+                                    size_t sendcount, chorus_datatype_t type, int *done)
+{
+    const size_t block = sendcount * chorus_type_size(type);
+    return copy_peer_blocks(s, sendbuf, block, recvbuf, block, 0, block * (size_t)s->nranks,
+                            done);
+}
+
 /* Each rank copies block r of every peer's send buffer. In place a peer
  * would read blocks this rank overwrites, so such a rank declines (and then
- * every rank takes the ordinary path). The caller has copied this rank's own
- * block already. */
+ * every rank takes the ordinary path). */
 chorus_result_t shm_zcopy_alltoall(struct shm_comm *s, const void *sendbuf, void *recvbuf,
                                    size_t count, chorus_datatype_t type, int *done)
 {
-    const int n = s->nranks, me = s->rank;
-    const size_t block = count * chorus_type_size(type);
-    char *recv = recvbuf;
-    *done = 0;
-    if (!wanted(s, block * (size_t)n))
-        return CHORUS_SUCCESS;
-    struct shm_zcopy_call call;
-    int go;
-    CHORUS_CHECK(shm_zcopy_begin(s, sendbuf == recvbuf ? NULL : sendbuf, block * (size_t)n,
-                                 NULL, 0, SHM_ZC_NEED_SEND, &call, &go));
-    if (!go)
-        return CHORUS_SUCCESS;
-    *done = 1;
-    const int stream = chorus_copy_streaming(block * (size_t)n);
-    for (int i = 1; i < n; i++) {
-        int q = (me + i) % n;
-        chorus_copy(recv + (size_t)q * block, call.send[q] + (size_t)me * block, block, stream);
-    }
-    return all_done(s, call.step);
+    const size_t block = count * chorus_type_size(type), total = block * (size_t)s->nranks;
+    return copy_peer_blocks(s, sendbuf == recvbuf ? NULL : sendbuf, total, recvbuf, block,
+                            (size_t)s->rank * block, total, done);
 }
