@@ -60,10 +60,7 @@ chorus_result_t shm_alltoall(struct shm_comm *s, const void *sendbuf, void *recv
                                       s->ctrl[q]->meta[st & 1].addr + (uint64_t)me * block,
                                       block));
         }
-        shm_post(s, &s->ctrl[me]->done, st);
-        CHORUS_CHECK(shm_wait_all(s, SHM_DONE, st));
-        s->synced = st;
-        return CHORUS_SUCCESS;
+        return shm_finish_all(s, st);
     }
     size_t slot = slot_bytes(s);
     if (slot == 0)

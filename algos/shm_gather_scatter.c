@@ -21,15 +21,6 @@
 
 #include "copy.h"
 
-/* All ranks must finish reading before any returns (single-copy rounds). */
-static chorus_result_t finish_single_copy(struct shm_comm *s, uint32_t st)
-{
-    shm_post(s, &s->ctrl[s->rank]->done, st);
-    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, st));
-    s->synced = st;
-    return CHORUS_SUCCESS;
-}
-
 chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *recvbuf,
                               size_t sendcount, chorus_datatype_t type)
 {
@@ -62,7 +53,7 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
             CHORUS_CHECK(shm_cma_read(s, q, recv + (size_t)q * block,
                                       s->ctrl[q]->meta[st & 1].addr, block));
         }
-        return finish_single_copy(s, st);
+        return shm_finish_all(s, st);
     }
     for (size_t off = 0; off < block;) {
         size_t len = block - off < s->chunk ? block - off : s->chunk;
@@ -87,9 +78,9 @@ chorus_result_t shm_allgather(struct shm_comm *s, const void *sendbuf, void *rec
  * tail into it (process_vm_writev). In place the root takes 1/n of every
  * reader's bytes, so its core and theirs copy about alike; out of place its
  * own copy is its share. Only the root knows which (the others are always
- * in place), so it publishes its share with its address. Everyone waits for everyone (finish_single_copy):
- * the root's buffer must stay valid until read, and a reader's must not be
- * returned before the root has written it. */
+ * in place), so it publishes its share with its address. Everyone waits
+ * for everyone (shm_finish_all): the root's buffer must stay valid until
+ * read, and a reader's must not be returned before the root has written it. */
 static chorus_result_t broadcast_single_copy(struct shm_comm *s, const char *send, char *recv,
                                              size_t bytes, int root, int root_copies, int stream)
 {
@@ -117,7 +108,7 @@ static chorus_result_t broadcast_single_copy(struct shm_comm *s, const char *sen
         const struct shm_meta *from = &s->ctrl[root]->meta[st & 1];
         CHORUS_CHECK(shm_cma_read(s, root, recv, from->addr, bytes - from->len));
     }
-    return finish_single_copy(s, st);
+    return shm_finish_all(s, st);
 }
 
 chorus_result_t shm_broadcast(struct shm_comm *s, const void *sendbuf, void *recvbuf,

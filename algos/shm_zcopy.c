@@ -24,16 +24,6 @@ static int wanted(const struct shm_comm *s, size_t bytes)
     return s->nranks > 1 && s->zcopy_min > 0 && bytes >= s->zcopy_min;
 }
 
-/* Nobody returns (and maybe rewrites its buffers) while a peer still reads
- * them: everyone posts done for step st and waits for everyone's. */
-static chorus_result_t all_done(struct shm_comm *s, uint32_t st)
-{
-    shm_post(s, &s->ctrl[s->rank]->done, st);
-    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, st));
-    s->synced = st;
-    return CHORUS_SUCCESS;
-}
-
 /* In pieces of CHORUS_SHM_CHUNK bytes: rank r reduces slice r of the piece
  * from all n send buffers straight into its receive buffer and posts
  * "ready2"; then it copies the other slices of the piece from their owners'
@@ -83,7 +73,7 @@ chorus_result_t shm_zcopy_allreduce(struct shm_comm *s, const void *sendbuf, voi
         off += pe;
     }
     /* nobody returns while a peer still copies from its receive buffer */
-    return all_done(s, shm_next_step(s));
+    return shm_finish_all(s, shm_next_step(s));
 }
 
 /* Rank r reduces block r of every send buffer into its receive buffer. In
@@ -107,7 +97,7 @@ chorus_result_t shm_zcopy_reduce_scatter(struct shm_comm *s, const void *sendbuf
     for (int q = 0; q < n; q++)
         call.srcs[q] = call.send[q] + (size_t)me * block;
     chorus_reduce_many(type, op, recvbuf, call.srcs, n, recvcount, n);
-    return all_done(s, call.step);
+    return shm_finish_all(s, call.step);
 }
 
 /* Copies block q of recv from rank q's published send buffer at offset
@@ -133,7 +123,7 @@ static chorus_result_t copy_peer_blocks(struct shm_comm *s, const void *mine, si
         int q = (me + i) % n;
         chorus_copy(recv + (size_t)q * block, call.send[q] + from, block, stream);
     }
-    return all_done(s, call.step);
+    return shm_finish_all(s, call.step);
 }
 
 /* Each rank copies every peer's block from the peer's send buffer. */

@@ -511,6 +511,14 @@ chorus_result_t shm_reserve(struct shm_comm *s, uint32_t step)
     return CHORUS_SUCCESS;
 }
 
+chorus_result_t shm_finish_all(struct shm_comm *s, uint32_t step)
+{
+    shm_post(s, &s->ctrl[s->rank]->done, step);
+    CHORUS_CHECK(shm_wait_all(s, SHM_DONE, step));
+    s->synced = step;
+    return CHORUS_SUCCESS;
+}
+
 chorus_result_t shm_cma_copy(struct shm_comm *s, int q, void *local, uint64_t remote, size_t len,
                              int write)
 {

@@ -202,6 +202,10 @@ chorus_result_t shm_wait_all(struct shm_comm *s, size_t line_offset, uint32_t ta
 /* Before writing my workspace half for step: every reader must be done with
  * step - 2, which used the same half. */
 chorus_result_t shm_reserve(struct shm_comm *s, uint32_t step);
+/* Ends a step whose buffers peers read in place (single copy, zero copy):
+ * posts done and waits for every rank's, so no rank returns (and reuses its
+ * buffers) while a peer still reads them. */
+chorus_result_t shm_finish_all(struct shm_comm *s, uint32_t step);
 /* A full exchange at step proved every peer finished step - 1. */
 static inline void shm_mark_synced(struct shm_comm *s, uint32_t step)
 {
